@@ -1,0 +1,248 @@
+/* policy.h - the sandbox policy model, its YAML loader and the L4 matcher.
+ *
+ * One public header for the policy/ module. The model mirrors the OpenShell
+ * policy schema (version 1): every key is parsed and validated, including keys
+ * whose enforcement lives in other modules. A loaded policy is immutable; it is
+ * owned by whoever called policy_load_*() and freed with policy_free().
+ */
+#ifndef OPENSHELL_POLICY_H
+#define OPENSHELL_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define POLICY_MAX_FILE_BYTES 262144u   /* serialized policy size limit */
+#define POLICY_MAX_FS_PATHS 256u        /* read_only + read_write entries */
+#define POLICY_MAX_PATH_BYTES 4096u
+#define POLICY_MAX_ERRORS 100u          /* loader stops collecting after this many
+					 * (one extra "too many errors" line follows) */
+#define POLICY_MAX_NODE_VISITS 262144u  /* YAML nodes walked, aliases counted each
+					 * time they are used (alias-bomb guard) */
+#define POLICY_MAX_CONFIG_DEPTH 32u     /* nesting of a middleware `config` value */
+#define POLICY_MAX_MIDDLEWARES 10u      /* network_middlewares entries */
+#define POLICY_MAX_MW_PATTERNS 32u      /* include + exclude per middleware */
+#define POLICY_MAX_HOST_BYTES 253u      /* endpoint host / decide() host */
+#define POLICY_MAX_HOST_LABELS 127u
+#define POLICY_MAX_GLOB_SEGMENTS 256u   /* '/' segments in a path glob pattern */
+#define POLICY_DEFAULT_BODY_BYTES 65536u /* graphql/json-rpc body limit when 0 */
+
+enum policy_protocol {
+	POLICY_PROTO_NONE = 0, /* L4 through the explicit proxy */
+	POLICY_PROTO_TCP,
+	POLICY_PROTO_REST,
+	POLICY_PROTO_WEBSOCKET,
+	POLICY_PROTO_GRAPHQL,
+	POLICY_PROTO_SQL,
+	POLICY_PROTO_JSON_RPC,
+	POLICY_PROTO_MCP,
+};
+
+enum policy_tls {
+	POLICY_TLS_AUTO = 0,
+	POLICY_TLS_SKIP,
+	POLICY_TLS_TERMINATE,   /* deprecated, behaves as auto (warned at load) */
+	POLICY_TLS_PASSTHROUGH, /* deprecated, behaves as auto (warned at load) */
+};
+
+enum policy_enforcement {
+	POLICY_ENFORCE_AUDIT = 0, /* default when omitted, as the reference */
+	POLICY_ENFORCE_ENFORCE,
+};
+
+enum policy_access {
+	POLICY_ACCESS_NONE = 0,
+	POLICY_ACCESS_READ_ONLY,
+	POLICY_ACCESS_READ_WRITE,
+	POLICY_ACCESS_FULL,
+};
+
+enum policy_landlock_compat {
+	POLICY_LANDLOCK_BEST_EFFORT = 0,
+	POLICY_LANDLOCK_HARD_REQUIREMENT,
+};
+
+/* An IP network from allowed_ips (a bare IP is a /32 or /128). */
+struct policy_cidr {
+	int family;         /* AF_INET or AF_INET6 */
+	uint8_t addr[16];   /* network byte order; IPv4 uses the first 4 bytes */
+	uint8_t prefix;
+};
+
+/* A query matcher: `key: glob` or `key: {any: [g...]}` (the reference YAML
+ * schema has no `{glob: g}` form, so the loader rejects it). */
+struct policy_query_matcher {
+	char *key;
+	char **globs;
+	size_t n_globs;
+	bool any;           /* true for {any: [...]} */
+};
+
+/* One L7 rule. An allow rule comes from `rules: [{allow: {...}}]`, a deny rule
+ * from `deny_rules: [{...}]`; both share this shape. Fields a protocol does not
+ * use stay NULL/0. */
+struct policy_l7_rule {
+	char *method;             /* HTTP method, "*", WEBSOCKET_TEXT, JSON-RPC/MCP method */
+	char *path;               /* glob with '/' as separator; NULL = any */
+	struct policy_query_matcher *query;
+	size_t n_query;
+	/* graphql */
+	char *operation_type;
+	char *operation_name;
+	char **fields;
+	size_t n_fields;
+	/* mcp */
+	struct policy_query_matcher *tool; /* NULL when absent; key unused */
+	/* sql */
+	char *command;
+};
+
+struct policy_graphql_pq {
+	char *id;
+	char *operation_type;
+	char *operation_name;
+	char **fields;
+	size_t n_fields;
+};
+
+struct policy_endpoint {
+	char *host;               /* lower-cased; "" for hostless allowed_ips endpoints */
+	bool host_is_wildcard;    /* contains '*' */
+	uint16_t *ports;          /* effective list (port or ports), sorted, unique */
+	size_t n_ports;
+	char *path;               /* endpoint path selector; NULL = all */
+	enum policy_protocol protocol;
+	enum policy_tls tls;
+	enum policy_enforcement enforcement;
+	enum policy_access access;
+	struct policy_l7_rule *rules;       /* allow rules, presets already expanded */
+	size_t n_rules;
+	struct policy_l7_rule *deny_rules;
+	size_t n_deny_rules;
+	struct policy_cidr *allowed_ips;
+	size_t n_allowed_ips;
+	bool allow_encoded_slash;
+	bool websocket_credential_rewrite;
+	bool request_body_credential_rewrite;
+	bool allow_uninspected_credentials;
+	char *credential_signing;
+	char *signing_service;
+	char *signing_region;
+	char *credential_binding_provider;
+	char *persisted_queries;
+	struct policy_graphql_pq *graphql_persisted_queries;
+	size_t n_graphql_persisted_queries;
+	uint32_t graphql_max_body_bytes;
+	uint32_t json_rpc_max_body_bytes;  /* from json_rpc or mcp (mcp wins) */
+	bool mcp_strict_tool_names;
+	bool mcp_allow_all_known_methods;
+	unsigned line, col;       /* where the endpoint starts in the file */
+};
+
+struct policy_binary {
+	char *path;               /* exact path or glob ('/' separated) */
+};
+
+struct policy_rule {
+	char *key;                /* map key under network_policies */
+	char *name;               /* display name; defaults to key */
+	struct policy_endpoint *endpoints;
+	size_t n_endpoints;
+	struct policy_binary *binaries;
+	size_t n_binaries;          /* 0 = any binary */
+	unsigned line, col;
+};
+
+struct policy_middleware {
+	char *key;
+	char *name;               /* display name; defaults to key */
+	char *middleware;
+	int32_t order;
+	bool fail_open;           /* on_error: fail_open (default fail_closed) */
+	unsigned line, col;       /* where the entry starts in the file */
+	/* Remaining middleware keys are validated and kept opaque for now. */
+	char **endpoints_include;
+	size_t n_endpoints_include;
+	char **endpoints_exclude;
+	size_t n_endpoints_exclude;
+};
+
+struct policy {
+	uint32_t version;
+	/* filesystem_policy (static) */
+	bool has_filesystem_policy;
+	bool include_workdir;          /* true when the section is absent */
+	char **read_only;
+	size_t n_read_only;
+	char **read_write;
+	size_t n_read_write;
+	/* landlock (static) */
+	enum policy_landlock_compat landlock_compat;
+	/* process (static); NULL when omitted or empty; otherwise "sandbox" or a
+	 * canonical decimal id in 1..4294967294 (a leading "+" is dropped) */
+	char *run_as_user;
+	char *run_as_group;
+	char *seccomp_profile;         /* extension: baseline|strict|nested|off; NULL = off */
+	/* network_policies (dynamic), sorted by key */
+	struct policy_rule *rules;
+	size_t n_rules;
+	struct policy_middleware *middlewares;
+	size_t n_middlewares;
+	char *source;                  /* file name the policy came from, for messages */
+};
+
+/* Error list filled by the loader: one entry per problem, "file:line:col: msg". */
+struct policy_errors {
+	char **msgs;
+	size_t n;
+};
+
+void policy_errors_free(struct policy_errors *errs);
+
+/* Load and validate. Returns NULL and fills errs (never empty on failure).
+ * `name` is used in messages (the file path, or "<embedded>"). */
+struct policy *policy_load_file(const char *path, struct policy_errors *errs);
+struct policy *policy_load_buffer(const char *buf, size_t len, const char *name,
+				  struct policy_errors *errs);
+void policy_free(struct policy *p);
+
+/* The built-in default: version 1, no network access, process user "sandbox". */
+struct policy *policy_load_default(struct policy_errors *errs);
+
+/* ---- matching (L4) ---- */
+
+/* Case-insensitive DNS glob: '*' within one label, '**' as the whole first label
+ * = one or more labels. `host` must already be lower-case without trailing dot. */
+bool policy_host_match(const char *pattern, const char *host);
+
+struct policy_decision {
+	bool allowed;
+	const struct policy_rule *rule;        /* allowing rule with the smallest key */
+	const struct policy_endpoint *endpoint; /* first matching endpoint of `rule`
+						 * with extended config, else first match */
+	bool exact_host;                       /* matched a non-wildcard host */
+	char reason[256];                      /* deny reason, "" when allowed */
+};
+
+/* Decide host:port (host lower-cased, no brackets). `binary` is the peer's
+ * executable path or NULL when unknown; binaries are matched only when
+ * `match_binaries` is set (endpoint-only otherwise). Never allocates. */
+void policy_decide(const struct policy *p, const char *host, uint16_t port,
+		   const char *binary, bool match_binaries,
+		   struct policy_decision *out);
+
+/* Parse "10.0.0.0/8", "10.1.2.3", "fd00::/8". Returns 0 on success. */
+int policy_cidr_parse(const char *s, struct policy_cidr *out);
+bool policy_cidr_contains(const struct policy_cidr *c, int family, const void *addr);
+
+/* "none", "tcp", "rest", "websocket", "graphql", "sql", "json-rpc", "mcp". */
+const char *policy_protocol_name(enum policy_protocol p);
+
+/* '/'-delimited glob (binaries[].path, REST/WebSocket rule paths): '*' and '?'
+ * stay within one segment, '[...]'/'[!...]' classes, '{a,b}' alternatives,
+ * '\\' escapes; a whole-segment '**' spans zero or more segments (one or
+ * more when it is the last segment, e.g. "/a/**" matches "/a/x" but not
+ * "/a"); the pattern "**" matches everything. Case-sensitive. Never allocates. */
+bool policy_path_glob_match(const char *pattern, const char *path);
+
+#endif

@@ -1,0 +1,186 @@
+/* cli.c - command line of the main command (flags compatible with the
+ * reference where they exist there). */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "supervisor/sup.h"
+
+enum {
+	OPT_POLICY_DATA = 1000,
+	OPT_POLICY_RULES,
+	OPT_LOG_LEVEL,
+	OPT_AUDIT_LOG,
+	OPT_PROXY_PORT,
+	OPT_SANDBOX_ID,
+	OPT_SANDBOX,
+	OPT_VERSION,
+};
+
+static const struct option long_opts[] = {
+	{ "policy-data", required_argument, NULL, OPT_POLICY_DATA },
+	{ "policy-rules", required_argument, NULL, OPT_POLICY_RULES },
+	{ "workdir", required_argument, NULL, 'w' },
+	{ "timeout", required_argument, NULL, 't' },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "audit-log", required_argument, NULL, OPT_AUDIT_LOG },
+	{ "proxy-port", required_argument, NULL, OPT_PROXY_PORT },
+	{ "sandbox-id", required_argument, NULL, OPT_SANDBOX_ID },
+	{ "sandbox", required_argument, NULL, OPT_SANDBOX },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+static void usage(FILE *out)
+{
+	fputs("usage: openshell-sandbox [OPTIONS] [--] [COMMAND [ARG...]]\n"
+	      "       openshell-sandbox policy check FILE...\n"
+	      "\n"
+	      "  --policy-data FILE   YAML policy (env OPENSHELL_POLICY_DATA); default: deny all egress\n"
+	      "  --policy-rules FILE  accepted for compatibility; the YAML is evaluated natively\n"
+	      "  -w, --workdir DIR    working directory of the workload\n"
+	      "  -t, --timeout SECS   SIGTERM the workload after SECS (exit 124), 0 = never\n"
+	      "  --log-level LEVEL    error|warn|info|debug (env OPENSHELL_LOG_LEVEL, default warn)\n"
+	      "  --audit-log FILE     JSONL audit events (default stderr)\n"
+	      "  --proxy-port PORT    proxy port on the sandbox gateway address (default 3128)\n"
+	      "  --sandbox-id ID      sandbox id for logs (env OPENSHELL_SANDBOX_ID)\n"
+	      "  --sandbox NAME       sandbox name for logs (env OPENSHELL_SANDBOX)\n"
+	      "  --version, --help\n"
+	      "\n"
+	      "COMMAND defaults to OPENSHELL_MAIN_PROCESS_SPEC, else /bin/bash -l.\n", out);
+}
+
+static int parse_u32(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end = NULL;
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -1;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || *end || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static const char *env_or(const char *name, const char *fallback)
+{
+	const char *v = getenv(name);
+	return (v && *v) ? v : fallback;
+}
+
+static int apply_option(int c, const char *arg, struct sup_options *opt)
+{
+	unsigned long v;
+	switch (c) {
+	case OPT_POLICY_DATA: opt->policy_data = arg; return 0;
+	case OPT_POLICY_RULES: opt->policy_rules = arg; return 0;
+	case 'w': opt->workdir = arg; return 0;
+	case OPT_AUDIT_LOG: opt->audit_log = arg; return 0;
+	case OPT_SANDBOX_ID: opt->sandbox_id = arg; return 0;
+	case OPT_SANDBOX: opt->sandbox_name = arg; return 0;
+	case 't':
+		if (parse_u32(arg, UINT_MAX, &v) != 0) {
+			fprintf(stderr, "openshell-sandbox: --timeout: '%s' is not a number of seconds\n", arg);
+			return 2;
+		}
+		opt->timeout_secs = (unsigned)v;
+		return 0;
+	case OPT_PROXY_PORT:
+		if (parse_u32(arg, 65535, &v) != 0 || v == 0) {
+			fprintf(stderr, "openshell-sandbox: --proxy-port: '%s' is not a port (1-65535)\n", arg);
+			return 2;
+		}
+		opt->proxy_port = (uint16_t)v;
+		return 0;
+	case OPT_LOG_LEVEL:
+		opt->log_level = sup_parse_log_level(arg);
+		if (opt->log_level < 0) {
+			fprintf(stderr, "openshell-sandbox: --log-level: unknown level '%s'\n", arg);
+			return 2;
+		}
+		return 0;
+	default:
+		return 2;
+	}
+}
+
+static char **copy_argv(char **argv, int n)
+{
+	char **out = calloc((size_t)n + 1, sizeof *out);
+	if (!out)
+		return NULL;
+	for (int i = 0; i < n; i++) {
+		out[i] = strdup(argv[i]);
+		if (!out[i]) {
+			sup_argv_free(out);
+			return NULL;
+		}
+	}
+	return out;
+}
+
+static int resolve_workload_argv(struct sup_options *opt, int argc, char **argv)
+{
+	if (argc > 0) {
+		opt->argv = copy_argv(argv, argc);
+		return opt->argv ? 0 : 1;
+	}
+	const char *spec = getenv("OPENSHELL_MAIN_PROCESS_SPEC");
+	if (spec && *spec) {
+		char err[256];
+		if (sup_parse_process_spec(spec, &opt->argv, err, sizeof err) != 0) {
+			fprintf(stderr, "openshell-sandbox: OPENSHELL_MAIN_PROCESS_SPEC: %s\n", err);
+			return 1;
+		}
+		return 0;
+	}
+	char *def[] = { "/bin/bash", "-l" };
+	opt->argv = copy_argv(def, 2);
+	return opt->argv ? 0 : 1;
+}
+
+int sup_parse_cli(int argc, char **argv, struct sup_options *opt)
+{
+	memset(opt, 0, sizeof *opt);
+	opt->proxy_port = SUP_DEFAULT_PROXY_PORT;
+	opt->policy_data = env_or("OPENSHELL_POLICY_DATA", NULL);
+	opt->policy_rules = env_or("OPENSHELL_POLICY_RULES", NULL);
+	opt->sandbox_id = env_or("OPENSHELL_SANDBOX_ID", NULL);
+	opt->sandbox_name = env_or("OPENSHELL_SANDBOX", NULL);
+	opt->log_level = sup_parse_log_level(env_or("OPENSHELL_LOG_LEVEL", "warn"));
+	if (opt->log_level < 0)
+		opt->log_level = LOG_WARN;
+
+	optind = 1;
+	int c;
+	/* '+': stop at the first non-option so the workload's flags stay its own. */
+	while ((c = getopt_long(argc, argv, "+w:t:h", long_opts, NULL)) != -1) {
+		if (c == 'h') {
+			usage(stdout);
+			return -1;
+		}
+		if (c == OPT_VERSION) {
+			printf("openshell-sandbox %s\n", SUP_VERSION);
+			return -1;
+		}
+		if (c == '?') {
+			usage(stderr);
+			return 2;
+		}
+		int rc = apply_option(c, optarg, opt);
+		if (rc)
+			return rc;
+	}
+	return resolve_workload_argv(opt, argc - optind, argv + optind);
+}
+
+void sup_options_free(struct sup_options *opt)
+{
+	sup_argv_free(opt->argv);
+	opt->argv = NULL;
+}

@@ -1,0 +1,57 @@
+/* log.c - human log on stderr and the JSONL audit sink. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "supervisor/sup.h"
+
+static const char *const level_names[] = { "error", "warn", "info", "debug" };
+
+int sup_parse_log_level(const char *s)
+{
+	for (int i = 0; i <= LOG_DEBUG; i++)
+		if (strcasecmp(s, level_names[i]) == 0)
+			return i;
+	if (strcasecmp(s, "trace") == 0)
+		return LOG_DEBUG;
+	return -1;
+}
+
+static void __attribute__((format(printf, 3, 0)))
+vlog(int max_level, int level, const char *fmt, va_list ap)
+{
+	if (level > max_level)
+		return;
+	char msg[2048];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	struct timespec ts;
+	struct tm tm;
+	char stamp[32] = "";
+	if (clock_gettime(CLOCK_REALTIME, &ts) == 0 && gmtime_r(&ts.tv_sec, &tm))
+		strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	fprintf(stderr, "%s openshell-sandbox %s: %s\n", stamp, level_names[level], msg);
+}
+
+void sup_log(const struct sup_ctx *ctx, int level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(ctx ? ctx->opt.log_level : LOG_WARN, level, fmt, ap);
+	va_end(ap);
+}
+
+void sup_proxy_log(void *ud, int level, const char *msg)
+{
+	sup_log(ud, level, "proxy: %s", msg);
+}
+
+void sup_audit_line(void *ud, const char *json_line)
+{
+	struct sup_ctx *ctx = ud;
+	if (!ctx->audit)
+		return;
+	if (fprintf(ctx->audit, "%s\n", json_line) < 0 || fflush(ctx->audit) != 0)
+		sup_log(ctx, LOG_ERROR, "audit log write failed");
+}

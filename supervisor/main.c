@@ -1,0 +1,311 @@
+/* main.c - openshell-sandbox entry point: wires policy, netns, proxy and the
+ * workload together and performs PID 1 duties until the workload exits. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "policy/policy.h"
+#include "proxy/proxy.h"
+#include "supervisor/sup.h"
+
+extern char **environ;
+
+static int policy_check_cmd(int argc, char **argv)
+{
+	if (argc < 3 || strcmp(argv[1], "check") != 0) {
+		fprintf(stderr, "usage: openshell-sandbox policy check FILE...\n");
+		return 2;
+	}
+	int rc = 0;
+	for (int i = 2; i < argc; i++) {
+		struct policy_errors errs = { 0 };
+		struct policy *p = policy_load_file(argv[i], &errs);
+		if (p) {
+			printf("ok %s\n", argv[i]);
+		} else {
+			for (size_t e = 0; e < errs.n; e++)
+				fprintf(stderr, "%s\n", errs.msgs[e]);
+			rc = 1;
+		}
+		policy_free(p);
+		policy_errors_free(&errs);
+	}
+	return rc;
+}
+
+static int load_policy(struct sup_ctx *ctx)
+{
+	struct policy_errors errs = { 0 };
+	ctx->policy = ctx->opt.policy_data ? policy_load_file(ctx->opt.policy_data, &errs)
+					   : policy_load_default(&errs);
+	if (!ctx->policy) {
+		for (size_t i = 0; i < errs.n; i++)
+			fprintf(stderr, "%s\n", errs.msgs[i]);
+		sup_log(ctx, LOG_ERROR, "policy %s rejected; not starting",
+			ctx->opt.policy_data ? ctx->opt.policy_data : "<embedded default>");
+	}
+	policy_errors_free(&errs);
+	if (!ctx->policy)
+		return -1;
+	if (ctx->opt.policy_rules)
+		sup_log(ctx, LOG_WARN, "--policy-rules %s ignored: the YAML policy is evaluated natively",
+			ctx->opt.policy_rules);
+	for (size_t i = 0; i < ctx->policy->n_rules; i++) {
+		if (ctx->policy->rules[i].n_binaries) {
+			sup_log(ctx, LOG_WARN, "policy binaries are not enforced yet: endpoints are "
+				"allowed for every process in the sandbox");
+			break;
+		}
+	}
+	return 0;
+}
+
+static int open_audit(struct sup_ctx *ctx)
+{
+	if (!ctx->opt.audit_log) {
+		ctx->audit = stderr;
+		return 0;
+	}
+	ctx->audit = fopen(ctx->opt.audit_log, "ae");
+	if (!ctx->audit) {
+		sup_log(ctx, LOG_ERROR, "--audit-log %s: %s", ctx->opt.audit_log, strerror(errno));
+		return -1;
+	}
+	ctx->audit_owned = true;
+	return 0;
+}
+
+static void raise_nofile_limit(struct sup_ctx *ctx)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		sup_log(ctx, LOG_WARN, "raising RLIMIT_NOFILE: %s", strerror(errno));
+}
+
+/* ---- event loop callbacks ---- */
+
+static void kill_workload_group(struct sup_ctx *ctx, int sig)
+{
+	if (ctx->workload_pid > 0 && kill(-ctx->workload_pid, sig) != 0 && errno != ESRCH)
+		sup_log(ctx, LOG_WARN, "kill(-%d, %d): %s", (int)ctx->workload_pid, sig, strerror(errno));
+}
+
+static void on_forward_signal(uv_signal_t *h, int signum)
+{
+	struct sup_ctx *ctx = h->data;
+	sup_log(ctx, LOG_INFO, "forwarding signal %d to the workload", signum);
+	kill_workload_group(ctx, signum);
+}
+
+static void on_kill_timer(uv_timer_t *t)
+{
+	struct sup_ctx *ctx = t->data;
+	sup_log(ctx, LOG_WARN, "workload ignored SIGTERM for %ums; sending SIGKILL",
+		SUP_TIMEOUT_GRACE_MS);
+	kill_workload_group(ctx, SIGKILL);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+	struct sup_ctx *ctx = t->data;
+	sup_log(ctx, LOG_WARN, "timeout of %us reached; terminating the workload",
+		ctx->opt.timeout_secs);
+	ctx->timed_out = true;
+	kill_workload_group(ctx, SIGTERM);
+	if (uv_timer_start(&ctx->kill_timer, on_kill_timer, SUP_TIMEOUT_GRACE_MS, 0) != 0)
+		kill_workload_group(ctx, SIGKILL);
+}
+
+static void close_handle(uv_handle_t *h)
+{
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+static void begin_shutdown(struct sup_ctx *ctx)
+{
+	if (!ctx->handles_open)
+		return;
+	ctx->handles_open = false;
+	kill_workload_group(ctx, SIGKILL); /* leftovers of the workload's group */
+	close_handle((uv_handle_t *)&ctx->sig_term);
+	close_handle((uv_handle_t *)&ctx->sig_int);
+	close_handle((uv_handle_t *)&ctx->sig_hup);
+	close_handle((uv_handle_t *)&ctx->sig_chld);
+	close_handle((uv_handle_t *)&ctx->timeout_timer);
+	close_handle((uv_handle_t *)&ctx->kill_timer);
+	if (ctx->proxy) {
+		proxy_stop(ctx->proxy, NULL, NULL);
+		ctx->proxy = NULL;
+	}
+}
+
+static void on_sigchld(uv_signal_t *h, int signum)
+{
+	struct sup_ctx *ctx = h->data;
+	int status;
+	pid_t pid;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid != ctx->workload_pid || ctx->workload_exited)
+			continue; /* an adopted orphan: reaped, nothing else to do */
+		ctx->workload_exited = true;
+		ctx->exit_code = ctx->timed_out ? 124 : sup_exit_code_from_status(status);
+		sup_log(ctx, LOG_INFO, "workload %d exited; exit code %d", (int)pid, ctx->exit_code);
+	}
+	if (ctx->workload_exited)
+		begin_shutdown(ctx);
+}
+
+static int init_loop(struct sup_ctx *ctx)
+{
+	if (uv_loop_init(&ctx->loop) != 0)
+		return -1;
+	ctx->loop_inited = true;
+	uv_signal_t *sigs[] = { &ctx->sig_term, &ctx->sig_int, &ctx->sig_hup, &ctx->sig_chld };
+	for (size_t i = 0; i < 4; i++) {
+		if (uv_signal_init(&ctx->loop, sigs[i]) != 0)
+			return -1;
+		sigs[i]->data = ctx;
+	}
+	if (uv_timer_init(&ctx->loop, &ctx->timeout_timer) != 0 ||
+	    uv_timer_init(&ctx->loop, &ctx->kill_timer) != 0)
+		return -1;
+	ctx->timeout_timer.data = ctx;
+	ctx->kill_timer.data = ctx;
+	ctx->handles_open = true;
+	if (uv_signal_start(&ctx->sig_term, on_forward_signal, SIGTERM) != 0 ||
+	    uv_signal_start(&ctx->sig_int, on_forward_signal, SIGINT) != 0 ||
+	    uv_signal_start(&ctx->sig_hup, on_forward_signal, SIGHUP) != 0 ||
+	    uv_signal_start(&ctx->sig_chld, on_sigchld, SIGCHLD) != 0)
+		return -1;
+	return 0;
+}
+
+static int start_proxy(struct sup_ctx *ctx)
+{
+	struct proxy_config cfg = {
+		.listen_ip = ctx->ns.host_ip,
+		.listen_port = ctx->opt.proxy_port,
+		.hooks = { .audit = sup_audit_line, .log = sup_proxy_log, .ud = ctx },
+	};
+	char err[256] = "";
+	ctx->proxy = proxy_start(&ctx->loop, &cfg, ctx->policy, err, sizeof err);
+	if (!ctx->proxy) {
+		sup_log(ctx, LOG_ERROR, "proxy on %s:%u: %s", ctx->ns.host_ip,
+			(unsigned)ctx->opt.proxy_port, err);
+		return -1;
+	}
+	snprintf(ctx->proxy_url, sizeof ctx->proxy_url, "http://%s:%u", ctx->ns.host_ip,
+		 (unsigned)ctx->opt.proxy_port);
+	sup_log(ctx, LOG_INFO, "proxy listening on %s:%u", ctx->ns.host_ip,
+		(unsigned)ctx->opt.proxy_port);
+	return 0;
+}
+
+static int spawn_workload(struct sup_ctx *ctx)
+{
+	struct child_env_params ep = {
+		.proxy_url = ctx->proxy_url,
+		.home = ctx->id.home,
+		.user = ctx->id.user,
+	};
+	char **envp = child_env_build(environ, &ep);
+	if (!envp) {
+		sup_log(ctx, LOG_ERROR, "building the workload environment failed");
+		return -1;
+	}
+	struct spawn_request req = {
+		.argv = ctx->opt.argv, .envp = envp, .cwd = ctx->opt.workdir,
+		.id = &ctx->id, .ns = &ctx->ns, .new_process_group = true,
+	};
+	char err[512] = "";
+	ctx->workload_pid = sup_spawn(&req, err, sizeof err);
+	child_env_free(envp);
+	if (ctx->workload_pid < 0) {
+		sup_log(ctx, LOG_ERROR, "starting the workload failed: %s", err);
+		return -1;
+	}
+	sup_log(ctx, LOG_INFO, "workload %s started as pid %d (uid %u gid %u)", ctx->opt.argv[0],
+		(int)ctx->workload_pid, (unsigned)ctx->id.uid, (unsigned)ctx->id.gid);
+	if (ctx->opt.timeout_secs &&
+	    uv_timer_start(&ctx->timeout_timer, on_timeout, ctx->opt.timeout_secs * 1000ull, 0) != 0)
+		return -1;
+	return 0;
+}
+
+static int setup(struct sup_ctx *ctx)
+{
+	char err[512] = "";
+	if (open_audit(ctx) || load_policy(ctx))
+		return -1;
+	if (sup_resolve_identity(ctx->policy, &ctx->id, err, sizeof err) != 0) {
+		sup_log(ctx, LOG_ERROR, "agent identity: %s", err);
+		return -1;
+	}
+	raise_nofile_limit(ctx);
+	if (sup_become_subreaper() != 0)
+		sup_log(ctx, LOG_WARN, "PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+	struct netns_config ncfg = { .proxy_port = ctx->opt.proxy_port };
+	if (netns_create(&ctx->ns, &ncfg, err, sizeof err) != 0) {
+		sup_log(ctx, LOG_ERROR, "sandbox network namespace: %s (needs root with "
+			"CAP_NET_ADMIN and CAP_SYS_ADMIN)", err);
+		return -1;
+	}
+	ctx->have_ns = true;
+	sup_log(ctx, LOG_INFO, "sandbox namespace %s: %s <-> %s", ctx->ns.run_id, ctx->ns.host_ip,
+		ctx->ns.sandbox_ip);
+	if (init_loop(ctx) != 0) {
+		sup_log(ctx, LOG_ERROR, "event loop initialisation failed");
+		return -1;
+	}
+	if (start_proxy(ctx) || spawn_workload(ctx))
+		return -1;
+	return 0;
+}
+
+static void teardown(struct sup_ctx *ctx)
+{
+	if (ctx->loop_inited) {
+		begin_shutdown(ctx);
+		uv_run(&ctx->loop, UV_RUN_DEFAULT);
+		int rc = uv_loop_close(&ctx->loop);
+		if (rc != 0)
+			sup_log(ctx, LOG_WARN, "event loop did not close cleanly: %s", uv_strerror(rc));
+	}
+	sup_kill_all_children();
+	if (ctx->have_ns)
+		netns_destroy(&ctx->ns);
+	policy_free(ctx->policy);
+	if (ctx->audit_owned)
+		fclose(ctx->audit);
+	sup_options_free(&ctx->opt);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "policy") == 0)
+		return policy_check_cmd(argc - 1, argv + 1);
+
+	struct sup_ctx ctx;
+	memset(&ctx, 0, sizeof ctx);
+	int rc = sup_parse_cli(argc, argv, &ctx.opt);
+	if (rc != 0) {
+		sup_options_free(&ctx.opt);
+		return rc < 0 ? 0 : rc;
+	}
+	ctx.exit_code = 1;
+	if (setup(&ctx) == 0)
+		uv_run(&ctx.loop, UV_RUN_DEFAULT);
+	else
+		ctx.exit_code = 1;
+	teardown(&ctx);
+	return ctx.exit_code;
+}

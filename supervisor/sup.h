@@ -1,0 +1,132 @@
+/* sup.h - private to supervisor/: the supervisor's context and its pieces.
+ *
+ * The supervisor is the only place that wires modules together. All mutable
+ * state of a run lives in struct sup_ctx (one per process, on main's stack).
+ */
+#ifndef OPENSHELL_SUP_H
+#define OPENSHELL_SUP_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "netns/netns.h"
+
+struct policy;
+struct proxy;
+
+#define SUP_VERSION "0.1.0"
+#define SUP_DEFAULT_PROXY_PORT 3128
+#define SUP_TIMEOUT_GRACE_MS 2000u      /* SIGTERM -> SIGKILL on --timeout */
+#define SUP_SWEEP_TIMEOUT_MS 5000u      /* waiting for leftover children at exit */
+#define SUP_MAX_GROUPS 256              /* supplementary groups of the agent */
+#define SUP_NOBODY_ID 65534u
+
+enum sup_log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+struct sup_options {
+	const char *policy_data;     /* --policy-data / OPENSHELL_POLICY_DATA */
+	const char *policy_rules;    /* accepted for compatibility, unused */
+	const char *workdir;
+	const char *audit_log;
+	const char *sandbox_id;
+	const char *sandbox_name;
+	unsigned timeout_secs;
+	uint16_t proxy_port;
+	int log_level;
+	char **argv;                 /* workload argv (NULL-terminated), owned */
+};
+
+/* Who the agent runs as, resolved once before any child exists. */
+struct sup_identity {
+	uid_t uid;
+	gid_t gid;
+	gid_t groups[SUP_MAX_GROUPS];
+	int n_groups;
+	char user[64];               /* USER / LOGNAME */
+	char home[256];
+};
+
+struct sup_ctx {
+	struct sup_options opt;
+	struct policy *policy;
+	struct sup_identity id;
+	struct netns ns;
+	bool have_ns;
+	struct proxy *proxy;
+	char proxy_url[64];
+	FILE *audit;
+	bool audit_owned;
+
+	uv_loop_t loop;
+	uv_signal_t sig_term, sig_int, sig_hup, sig_chld;
+	uv_timer_t timeout_timer, kill_timer;
+	bool loop_inited;
+	bool handles_open;
+
+	pid_t workload_pid;
+	bool workload_exited;
+	bool timed_out;
+	int exit_code;
+};
+
+/* log.c */
+void sup_log(const struct sup_ctx *ctx, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void sup_audit_line(void *ud, const char *json_line);
+void sup_proxy_log(void *ud, int level, const char *msg);
+int sup_parse_log_level(const char *s);
+
+/* cli.c: returns 0 to run, 1 on error (message printed), 2 on usage error,
+ * -1 when --help/--version was printed. */
+int sup_parse_cli(int argc, char **argv, struct sup_options *opt);
+void sup_options_free(struct sup_options *opt);
+
+/* spec.c: OPENSHELL_MAIN_PROCESS_SPEC -> argv. Returns 0 and a NULL-terminated
+ * heap argv, or -1 with a message in err. */
+int sup_parse_process_spec(const char *spec, char ***argv_out, char *err, size_t errlen);
+void sup_argv_free(char **argv);
+
+/* identity.c */
+int sup_resolve_identity(const struct policy *p, struct sup_identity *id,
+			 char *err, size_t errlen);
+
+/* child_env.c: the ONE function that builds every sandboxed child's env. */
+struct child_env_params {
+	const char *proxy_url;       /* NULL: no proxy variables */
+	const char *ca_cert_path;    /* NULL: no TLS variables */
+	const char *ca_bundle_path;
+	const char *home;
+	const char *user;
+	const char *term;            /* NULL: keep inherited TERM, else "dumb" */
+};
+char **child_env_build(char *const *inherited, const struct child_env_params *p);
+void child_env_free(char **env);
+const char *child_env_get(char *const *env, const char *name);
+
+/* privdrop.c: runs in the forked child. Returns 0, or -1 with the failing
+ * step written to err (async-signal-safe, no allocation). */
+int sup_drop_privileges(const struct sup_identity *id, char *err, size_t errlen);
+
+/* spawn.c */
+struct spawn_request {
+	char *const *argv;
+	char *const *envp;
+	const char *cwd;             /* NULL: unchanged */
+	const struct sup_identity *id;
+	const struct netns *ns;      /* NULL: stay in the current namespace */
+	bool new_process_group;
+};
+/* Fork and exec; returns the pid, or -1 with why in err (the child's own
+ * failure is reported through a CLOEXEC pipe before we return). */
+pid_t sup_spawn(const struct spawn_request *req, char *err, size_t errlen);
+
+/* reaper.c */
+int sup_become_subreaper(void);
+void sup_kill_all_children(void);   /* SIGKILL + reap every remaining child */
+int sup_exit_code_from_status(int status);
+
+#endif
