@@ -14,7 +14,7 @@ PYTEST  ?= /usr/bin/python3 -m pytest
 FUZZ_SECONDS ?= 60
 
 PKGS    := libnl-3.0 libnl-route-3.0 libnftables libseccomp openssl libcap \
-           yaml-0.1 libuv json-c
+           yaml-0.1 libuv json-c libssh
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -24,7 +24,7 @@ CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 \
            -I. $(PKG_CFLAGS)
 LDLIBS  += $(PKG_LIBS)
 
-MODULES := policy proxy netns supervisor
+MODULES := policy proxy netns landlock seccomp ssh-relay supervisor
 LIB_SRCS := $(foreach m,$(filter-out supervisor,$(MODULES)),$(wildcard $(m)/*.c))
 SUP_SRCS := $(wildcard supervisor/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)

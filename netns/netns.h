@@ -28,7 +28,7 @@
 
 struct netns {
 	int ns_fd;                /* the sandbox namespace, O_CLOEXEC */
-	char run_id[9];           /* per-run id in names */
+	char run_id[NETNS_RUN_ID_MAX + 1]; /* per-run id in names */
 	char host_if[16];         /* veth end in the caller's namespace */
 	char sandbox_if[16];      /* veth end inside the sandbox */
 	char host_ip[16];         /* dotted quad, e.g. 10.200.0.1 */

@@ -10,7 +10,7 @@ PKGS=(
   libssl-dev libcap-dev libyaml-dev libuv1-dev libssh-dev
   libcmocka-dev libjson-c-dev
   python3 python3-pytest
-  iproute2 nftables util-linux procps curl wget openssl socat openssh-client
+  iproute2 nftables util-linux procps curl wget openssl socat openssh-client openssh-sftp-server tmux iputils-ping
   iputils-ping
 )
 

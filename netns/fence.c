@@ -1,0 +1,137 @@
+/* fence.c - nftables fence text and its atomic load through libnftables.
+ *
+ * Output chain, policy drop. Accepted: loopback, TCP to the proxy, replies.
+ * Everything else is counted, logged (rate limited, with the socket uid) and
+ * rejected explicitly so clients fail at once instead of timing out; the drop
+ * policy only catches what no reject rule matched.
+ */
+#include "netns/fence.h"
+
+#include <arpa/inet.h>
+#include <nftables/libnftables.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "netns/netns.h"
+#include "netns/plan.h"
+
+struct text {
+	char *buf;
+	size_t len;
+	size_t used;
+	bool overflow;
+};
+
+__attribute__((format(printf, 2, 3)))
+static void text_add(struct text *t, const char *fmt, ...)
+{
+	if (t->overflow)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(t->buf + t->used, t->len - t->used, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= t->len - t->used) {
+		t->overflow = true;
+		return;
+	}
+	t->used += (size_t)n;
+}
+
+static bool ipv4_valid(const char *ip)
+{
+	struct in_addr a;
+	return ip != NULL && inet_pton(AF_INET, ip, &a) == 1;
+}
+
+static void add_accepts(struct text *t, const char *host_ip, uint16_t port)
+{
+	text_add(t, "\t\toifname \"lo\" accept\n");
+	text_add(t, "\t\tip daddr %s tcp dport %u accept\n", host_ip, (unsigned)port);
+	text_add(t, "\t\tct state established,related accept\n");
+}
+
+/* run_id is restricted to [0-9A-Za-z] by the caller, so it needs no quoting. */
+static void add_log(struct text *t, const char *run_id)
+{
+	text_add(t, "\t\tcounter limit rate %d/second burst %d packets "
+		 "log prefix \"%s%s: \" flags skuid\n",
+		 NETNS_LOG_RATE, NETNS_LOG_BURST, NETNS_LOG_PREFIX, run_id);
+}
+
+static void add_rejects(struct text *t)
+{
+	text_add(t, "\t\tmeta nfproto ipv4 meta l4proto tcp counter reject with tcp reset\n");
+	text_add(t, "\t\tmeta nfproto ipv6 meta l4proto tcp counter reject with tcp reset\n");
+	text_add(t, "\t\tmeta nfproto ipv4 meta l4proto udp counter "
+		 "reject with icmp type port-unreachable\n");
+	text_add(t, "\t\tmeta nfproto ipv6 meta l4proto udp counter "
+		 "reject with icmpv6 type port-unreachable\n");
+	text_add(t, "\t\tcounter reject with icmpx type admin-prohibited\n");
+}
+
+int netns_fence_ruleset(char *buf, size_t len, const char *host_ip, uint16_t port,
+			const char *run_id)
+{
+	if (buf == NULL || len == 0 || !ipv4_valid(host_ip) || port == 0 ||
+	    !netns_run_id_valid(run_id))
+		return -1;
+	struct text t = { .buf = buf, .len = len };
+	text_add(&t, "table inet %s {\n", NETNS_FENCE_TABLE);
+	text_add(&t, "\tchain output {\n");
+	text_add(&t, "\t\ttype filter hook output priority 0; policy drop;\n");
+	add_accepts(&t, host_ip, port);
+	add_log(&t, run_id);
+	add_rejects(&t);
+	text_add(&t, "\t}\n}\n");
+	if (t.overflow) {
+		buf[0] = '\0';
+		return -1;
+	}
+	return (int)t.used;
+}
+
+/* libnftables error text spans lines (message, offending line, caret); keep
+ * it on one line for err. */
+static void copy_oneline(char *dst, size_t dstlen, const char *prefix, const char *src)
+{
+	int n = snprintf(dst, dstlen, "%s", prefix);
+	if (n < 0 || (size_t)n >= dstlen)
+		return;
+	size_t o = (size_t)n;
+	for (; src != NULL && *src != '\0' && o + 1 < dstlen; src++) {
+		char c = (*src == '\n' || *src == '\t') ? ' ' : *src;
+		if (c == ' ' && o > 0 && dst[o - 1] == ' ')
+			continue;
+		dst[o++] = c;
+	}
+	while (o > 0 && dst[o - 1] == ' ')
+		o--;
+	dst[o] = '\0';
+}
+
+int netns_fence_load(const char *ruleset, char *err, size_t errlen)
+{
+	struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
+	if (nft == NULL) {
+		snprintf(err, errlen, "nftables fence: nft_ctx_new failed");
+		return -1;
+	}
+	int rc = -1;
+	if (nft_ctx_buffer_output(nft) != 0 || nft_ctx_buffer_error(nft) != 0) {
+		snprintf(err, errlen, "nftables fence: cannot buffer libnftables output");
+		goto out;
+	}
+	if (nft_run_cmd_from_buffer(nft, ruleset) != 0) {
+		const char *e = nft_ctx_get_error_buffer(nft);
+		copy_oneline(err, errlen, "nftables fence: ",
+			     (e != NULL && *e != '\0') ? e : "load failed (no error text)");
+		goto out;
+	}
+	rc = 0;
+out:
+	nft_ctx_free(nft);
+	return rc;
+}

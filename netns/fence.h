@@ -1,0 +1,20 @@
+/* fence.h - the nftables fence of the sandbox namespace. Private to netns/. */
+#ifndef OPENSHELL_NETNS_FENCE_H
+#define OPENSHELL_NETNS_FENCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Write the whole fence (one table, one output chain) as nftables text into
+ * buf. host_ip must be a dotted quad, port non-zero, run_id valid (see
+ * plan.h). Returns the text length, or -1 if an argument is invalid or the
+ * text does not fit in len bytes. */
+int netns_fence_ruleset(char *buf, size_t len, const char *host_ip, uint16_t port,
+			const char *run_id);
+
+/* Load ruleset text as one atomic nftables transaction into the network
+ * namespace of the calling thread. Error text from libnftables goes to err.
+ * Returns 0 or -1. */
+int netns_fence_load(const char *ruleset, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,368 @@
+/* netns.c - anonymous sandbox network namespace, veth, routes and fence.
+ *
+ * The namespace is never bind-mounted anywhere: it lives exactly as long as
+ * ns_fd and the processes inside it, so a killed supervisor leaves nothing
+ * behind that could block the next start. Namespace switches are per thread
+ * (/proc/thread-self) and always verified by comparing nsfs inodes.
+ */
+#include "netns/netns.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "netns/fence.h"
+#include "netns/nlops.h"
+#include "netns/plan.h"
+
+#define THREAD_NS_PATH "/proc/thread-self/ns/net"
+
+static int open_thread_ns(void)
+{
+	return open(THREAD_NS_PATH, O_RDONLY | O_CLOEXEC);
+}
+
+/* 1 if the calling thread is in the namespace fd refers to, 0 if not, or -errno. */
+static int thread_in_ns(int fd)
+{
+	struct stat want, have;
+
+	if (fstat(fd, &want) != 0)
+		return -errno;
+	if (stat(THREAD_NS_PATH, &have) != 0)
+		return -errno;
+	return want.st_dev == have.st_dev && want.st_ino == have.st_ino;
+}
+
+/* Move the calling thread into the namespace target and check it arrived.
+ * Only async-signal-safe calls: netns_enter uses it after fork. */
+static int switch_to(int target)
+{
+	if (setns(target, CLONE_NEWNET) != 0)
+		return -errno;
+	int in = thread_in_ns(target);
+	if (in < 0)
+		return in;
+	return in ? 0 : -EIO;
+}
+
+/* Going back to a namespace we hold an fd to cannot fail short of a kernel
+ * or /proc problem; carrying on in the wrong namespace would be worse. */
+static void return_or_abort(int orig)
+{
+	int rc = switch_to(orig);
+	if (rc == 0)
+		return;
+	fprintf(stderr, "openshell-sandbox: netns: cannot return thread to its network "
+		"namespace: %s; aborting\n", strerror(-rc));
+	abort();
+}
+
+/* Run fn(arg) inside ns_fd. *ret gets fn's value. Returns 0, or -errno if the
+ * thread could not switch in (then fn did not run). */
+static int run_in(int ns_fd, int (*fn)(void *), void *arg, int *ret)
+{
+	int orig = open_thread_ns();
+	if (orig < 0)
+		return -errno;
+	int rc = switch_to(ns_fd);
+	if (rc == 0)
+		*ret = fn(arg);
+	return_or_abort(orig);
+	close(orig);
+	return rc;
+}
+
+int netns_run_inside(const struct netns *ns, int (*fn)(void *arg), void *arg)
+{
+	int ret = -1;
+
+	if (ns == NULL || ns->ns_fd < 0 || fn == NULL)
+		return -1;
+	if (run_in(ns->ns_fd, fn, arg, &ret) != 0)
+		return -1;
+	return ret;
+}
+
+int netns_enter(const struct netns *ns)
+{
+	if (ns == NULL || ns->ns_fd < 0)
+		return -EBADF;
+	return switch_to(ns->ns_fd);
+}
+
+/* unshare a fresh namespace for this thread, keep an fd to it, go back. */
+static int create_anonymous_ns(int *out, char *err, size_t errlen)
+{
+	int orig = open_thread_ns();
+	if (orig < 0) {
+		snprintf(err, errlen, "open %s: %s", THREAD_NS_PATH, strerror(errno));
+		return -1;
+	}
+	if (unshare(CLONE_NEWNET) != 0) {
+		snprintf(err, errlen, "unshare(CLONE_NEWNET): %s (needs CAP_SYS_ADMIN)",
+			 strerror(errno));
+		close(orig);
+		return -1;
+	}
+	int fd = open_thread_ns();
+	int open_errno = errno;
+	return_or_abort(orig);
+	close(orig);
+	if (fd < 0) {
+		snprintf(err, errlen, "open new namespace %s: %s", THREAD_NS_PATH,
+			 strerror(open_errno));
+		return -1;
+	}
+	if (thread_in_ns(fd) != 0) {
+		snprintf(err, errlen, "new network namespace is not distinct from the caller's");
+		close(fd);
+		return -1;
+	}
+	*out = fd;
+	return 0;
+}
+
+struct build {
+	struct netns *ns;
+	struct nl_sock *host_sk;
+	struct nl_sock *sandbox_sk;
+	bool veth_created;
+	char *err;
+	size_t errlen;
+};
+
+static int init_names(struct netns *ns, const struct netns_config *cfg, char *err, size_t errlen)
+{
+	if (cfg->run_id != NULL) {
+		if (!netns_run_id_valid(cfg->run_id)) {
+			snprintf(err, errlen, "run id must be 1..%d characters of [0-9A-Za-z]",
+				 NETNS_RUN_ID_MAX);
+			return -1;
+		}
+		snprintf(ns->run_id, sizeof(ns->run_id), "%s", cfg->run_id);
+	} else {
+		int rc = netns_run_id_random(ns->run_id, sizeof(ns->run_id));
+		if (rc != 0) {
+			snprintf(err, errlen, "getrandom for run id: %s", strerror(-rc));
+			return -1;
+		}
+	}
+	if (netns_ifnames(ns->run_id, ns->host_if, sizeof(ns->host_if),
+			  ns->sandbox_if, sizeof(ns->sandbox_if)) != 0) {
+		snprintf(err, errlen, "cannot form interface names from run id %s", ns->run_id);
+		return -1;
+	}
+	return 0;
+}
+
+static int set_subnet(struct netns *ns, unsigned n)
+{
+	if (netns_subnet_ip(ns->host_ip, sizeof(ns->host_ip), n, NETNS_HOST_OCTET) != 0 ||
+	    netns_subnet_ip(ns->sandbox_ip, sizeof(ns->sandbox_ip), n, NETNS_SANDBOX_OCTET) != 0)
+		return -1;
+	return 0;
+}
+
+/* Give the host end the first 10.200.N.1/24 whose /24 holds no other address
+ * here. Re-checked after adding, so a supervisor starting next to us at the
+ * same moment makes one of us move on instead of sharing the subnet. */
+static int host_address(struct build *b)
+{
+	struct netns *ns = b->ns;
+	int idx;
+
+	if (nlops_ifindex(b->host_sk, ns->host_if, &idx, b->err, b->errlen) != 0)
+		return -1;
+	for (unsigned from = 0;;) {
+		uint8_t used[NETNS_SUBNET_BITMAP_BYTES] = { 0 };
+		if (nlops_used_subnets(b->host_sk, idx, used, b->err, b->errlen) != 0)
+			return -1;
+		int n = netns_subnet_pick(used, from);
+		if (n < 0) {
+			snprintf(b->err, b->errlen, "no free subnet: every %d.%d.N.0/24 (N=%u..%d) "
+				 "already has an address here", NETNS_SUBNET_BASE_A,
+				 NETNS_SUBNET_BASE_B, from, NETNS_SUBNET_MAX);
+			return -1;
+		}
+		if (set_subnet(ns, (unsigned)n) != 0) {
+			snprintf(b->err, b->errlen, "cannot format subnet %d", n);
+			return -1;
+		}
+		if (nlops_addr_add(b->host_sk, idx, ns->host_ip, ns->prefix, b->err, b->errlen) != 0)
+			return -1;
+		memset(used, 0, sizeof(used));
+		if (nlops_used_subnets(b->host_sk, idx, used, b->err, b->errlen) != 0)
+			return -1;
+		if (!netns_subnet_used(used, (unsigned)n))
+			return 0;
+		if (nlops_addr_del(b->host_sk, idx, ns->host_ip, ns->prefix, b->err, b->errlen) != 0)
+			return -1;
+		from = (unsigned)n + 1;
+	}
+}
+
+static int open_sandbox_sock(void *arg)
+{
+	struct build *b = arg;
+	b->sandbox_sk = nlops_open(b->err, b->errlen);
+	return b->sandbox_sk != NULL ? 0 : -1;
+}
+
+/* Runs with the caller's thread in its own namespace: the socket does the
+ * crossing. */
+static int sandbox_links(struct build *b)
+{
+	struct netns *ns = b->ns;
+	int idx, ret = -1;
+
+	int rc = run_in(ns->ns_fd, open_sandbox_sock, b, &ret);
+	if (rc != 0) {
+		snprintf(b->err, b->errlen, "enter sandbox namespace: %s", strerror(-rc));
+		return -1;
+	}
+	if (ret != 0)
+		return -1;
+	if (nlops_ifindex(b->sandbox_sk, ns->sandbox_if, &idx, b->err, b->errlen) != 0 ||
+	    nlops_addr_add(b->sandbox_sk, idx, ns->sandbox_ip, ns->prefix, b->err, b->errlen) != 0 ||
+	    nlops_no_ipv6_autoconf(b->sandbox_sk, ns->sandbox_if, b->err, b->errlen) != 0 ||
+	    nlops_link_up(b->sandbox_sk, ns->sandbox_if, b->err, b->errlen) != 0 ||
+	    nlops_link_up(b->sandbox_sk, "lo", b->err, b->errlen) != 0 ||
+	    nlops_default_route(b->sandbox_sk, ns->host_ip, idx, b->err, b->errlen) != 0)
+		return -1;
+	return 0;
+}
+
+struct fence_job {
+	const char *ruleset;
+	char *err;
+	size_t errlen;
+};
+
+static int load_fence(void *arg)
+{
+	struct fence_job *job = arg;
+	return netns_fence_load(job->ruleset, job->err, job->errlen);
+}
+
+static int fence(struct build *b, uint16_t port)
+{
+	char ruleset[NETNS_FENCE_MAX];
+	int ret = -1;
+
+	if (netns_fence_ruleset(ruleset, sizeof(ruleset), b->ns->host_ip, port,
+				b->ns->run_id) < 0) {
+		snprintf(b->err, b->errlen, "nftables fence: cannot build ruleset");
+		return -1;
+	}
+	struct fence_job job = { ruleset, b->err, b->errlen };
+	int rc = run_in(b->ns->ns_fd, load_fence, &job, &ret);
+	if (rc != 0) {
+		snprintf(b->err, b->errlen, "enter sandbox namespace: %s", strerror(-rc));
+		return -1;
+	}
+	return ret;
+}
+
+static int build_all(struct build *b, uint16_t port)
+{
+	struct netns *ns = b->ns;
+
+	if (create_anonymous_ns(&ns->ns_fd, b->err, b->errlen) != 0)
+		return -1;
+	b->host_sk = nlops_open(b->err, b->errlen);
+	if (b->host_sk == NULL)
+		return -1;
+	if (nlops_veth_create(b->host_sk, ns->host_if, ns->sandbox_if, ns->ns_fd,
+			      b->err, b->errlen) != 0)
+		return -1;
+	b->veth_created = true;
+	if (host_address(b) != 0 ||
+	    nlops_link_up(b->host_sk, ns->host_if, b->err, b->errlen) != 0 ||
+	    sandbox_links(b) != 0)
+		return -1;
+	return fence(b, port);
+}
+
+static void undo(struct build *b)
+{
+	struct netns *ns = b->ns;
+
+	if (b->veth_created) {
+		char cleanup[128];
+		if (nlops_link_delete(b->host_sk, ns->host_if, cleanup, sizeof(cleanup)) < 0) {
+			size_t used = strlen(b->err);
+			if (used + 1 < b->errlen)
+				snprintf(b->err + used, b->errlen - used, " (cleanup: %s)", cleanup);
+		}
+	}
+	if (ns->ns_fd >= 0)
+		close(ns->ns_fd);
+	ns->ns_fd = -1;
+	ns->host_if[0] = '\0';
+	ns->sandbox_if[0] = '\0';
+	ns->host_ip[0] = '\0';
+	ns->sandbox_ip[0] = '\0';
+}
+
+static void init_struct(struct netns *ns)
+{
+	memset(ns, 0, sizeof(*ns));
+	ns->ns_fd = -1;
+	ns->prefix = NETNS_PREFIX_LEN;
+}
+
+int netns_create(struct netns *ns, const struct netns_config *cfg, char *err, size_t errlen)
+{
+	char scratch[NETNS_ERR_MIN];
+
+	if (err == NULL || errlen == 0) {
+		err = scratch;
+		errlen = sizeof(scratch);
+	}
+	err[0] = '\0';
+	if (ns == NULL || cfg == NULL) {
+		snprintf(err, errlen, "missing netns or config argument");
+		return -1;
+	}
+	init_struct(ns);
+	if (cfg->proxy_port == 0) {
+		snprintf(err, errlen, "proxy port must not be 0");
+		return -1;
+	}
+	if (init_names(ns, cfg, err, errlen) != 0)
+		return -1;
+
+	struct build b = { .ns = ns, .err = err, .errlen = errlen };
+	int rc = build_all(&b, cfg->proxy_port);
+	if (rc != 0)
+		undo(&b);
+	nlops_close(b.sandbox_sk);
+	nlops_close(b.host_sk);
+	return rc == 0 ? 0 : -1;
+}
+
+void netns_destroy(struct netns *ns)
+{
+	if (ns == NULL)
+		return;
+	if (ns->host_if[0] != '\0') {
+		char err[128];
+		struct nl_sock *sk = nlops_open(err, sizeof(err));
+		if (sk != NULL) {
+			(void)nlops_link_delete(sk, ns->host_if, err, sizeof(err));
+			nlops_close(sk);
+		}
+		ns->host_if[0] = '\0';
+	}
+	if (ns->ns_fd >= 0) {
+		close(ns->ns_fd);
+		ns->ns_fd = -1;
+	}
+}

@@ -1,0 +1,306 @@
+/* nlops.c - rtnetlink steps over libnl-3 route. */
+#include "netns/nlops.h"
+
+#include <linux/if.h>
+#include <linux/if_link.h>
+#include <linux/rtnetlink.h>
+#include <netlink/addr.h>
+#include <netlink/cache.h>
+#include <netlink/errno.h>
+#include <netlink/netlink.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/link.h>
+#include <netlink/route/link/inet6.h>
+#include <netlink/route/link/veth.h>
+#include <netlink/route/nexthop.h>
+#include <netlink/route/route.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+__attribute__((format(printf, 4, 5)))
+static int fail(char *err, size_t errlen, int nlerr, const char *fmt, ...)
+{
+	char step[128];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(step, sizeof(step), fmt, ap);
+	va_end(ap);
+	snprintf(err, errlen, "%s: %s", step, nl_geterror(nlerr < 0 ? -nlerr : nlerr));
+	return -1;
+}
+
+struct nl_sock *nlops_open(char *err, size_t errlen)
+{
+	struct nl_sock *sk = nl_socket_alloc();
+	if (sk == NULL) {
+		snprintf(err, errlen, "netlink socket: out of memory");
+		return NULL;
+	}
+	int rc = nl_connect(sk, NETLINK_ROUTE);
+	if (rc < 0) {
+		fail(err, errlen, rc, "netlink socket");
+		nl_socket_free(sk);
+		return NULL;
+	}
+	return sk;
+}
+
+void nlops_close(struct nl_sock *sk)
+{
+	if (sk != NULL)
+		nl_socket_free(sk);
+}
+
+int nlops_veth_create(struct nl_sock *sk, const char *host_if, const char *sandbox_if,
+		      int ns_fd, char *err, size_t errlen)
+{
+	struct rtnl_link *veth = rtnl_link_veth_alloc();
+	if (veth == NULL) {
+		snprintf(err, errlen, "create veth %s: out of memory", host_if);
+		return -1;
+	}
+	struct rtnl_link *peer = rtnl_link_veth_get_peer(veth);
+	rtnl_link_set_name(veth, host_if);
+	rtnl_link_set_name(peer, sandbox_if);
+	rtnl_link_set_ns_fd(peer, ns_fd);
+	int rc = rtnl_link_add(sk, veth, NLM_F_CREATE | NLM_F_EXCL);
+	rtnl_link_put(peer);
+	rtnl_link_veth_release(veth);
+	if (rc < 0)
+		return fail(err, errlen, rc, "create veth %s (peer in sandbox namespace)", host_if);
+	return 0;
+}
+
+static int link_get(struct nl_sock *sk, const char *name, struct rtnl_link **link)
+{
+	*link = NULL;
+	return rtnl_link_get_kernel(sk, 0, name, link);
+}
+
+static int is_not_found(int nlerr)
+{
+	return nlerr == -NLE_OBJ_NOTFOUND || nlerr == -NLE_NODEV;
+}
+
+int nlops_ifindex(struct nl_sock *sk, const char *name, int *ifindex, char *err, size_t errlen)
+{
+	struct rtnl_link *link;
+	int rc = link_get(sk, name, &link);
+	if (rc < 0)
+		return fail(err, errlen, rc, "look up interface %s", name);
+	*ifindex = rtnl_link_get_ifindex(link);
+	rtnl_link_put(link);
+	if (*ifindex <= 0) {
+		snprintf(err, errlen, "look up interface %s: no interface index", name);
+		return -1;
+	}
+	return 0;
+}
+
+static int addr_build(int ifindex, const char *ip, uint8_t prefix, struct rtnl_addr **out)
+{
+	char text[32];
+	struct nl_addr *local = NULL;
+
+	*out = NULL;
+	snprintf(text, sizeof(text), "%s/%u", ip, (unsigned)prefix);
+	int rc = nl_addr_parse(text, AF_INET, &local);
+	if (rc < 0)
+		return rc;
+	struct rtnl_addr *addr = rtnl_addr_alloc();
+	if (addr == NULL) {
+		nl_addr_put(local);
+		return -NLE_NOMEM;
+	}
+	rtnl_addr_set_ifindex(addr, ifindex);
+	rtnl_addr_set_family(addr, AF_INET);
+	rc = rtnl_addr_set_local(addr, local);
+	rtnl_addr_set_prefixlen(addr, prefix);
+	nl_addr_put(local);
+	if (rc < 0) {
+		rtnl_addr_put(addr);
+		return rc;
+	}
+	*out = addr;
+	return 0;
+}
+
+int nlops_addr_add(struct nl_sock *sk, int ifindex, const char *ip, uint8_t prefix,
+		   char *err, size_t errlen)
+{
+	struct rtnl_addr *addr;
+	int rc = addr_build(ifindex, ip, prefix, &addr);
+	if (rc == 0) {
+		rc = rtnl_addr_add(sk, addr, NLM_F_EXCL);
+		rtnl_addr_put(addr);
+	}
+	if (rc < 0)
+		return fail(err, errlen, rc, "add address %s", ip);
+	return 0;
+}
+
+int nlops_addr_del(struct nl_sock *sk, int ifindex, const char *ip, uint8_t prefix,
+		   char *err, size_t errlen)
+{
+	struct rtnl_addr *addr;
+	int rc = addr_build(ifindex, ip, prefix, &addr);
+	if (rc == 0) {
+		rc = rtnl_addr_delete(sk, addr, 0);
+		rtnl_addr_put(addr);
+	}
+	if (rc < 0)
+		return fail(err, errlen, rc, "delete address %s", ip);
+	return 0;
+}
+
+int nlops_link_up(struct nl_sock *sk, const char *name, char *err, size_t errlen)
+{
+	struct rtnl_link *link;
+	int rc = link_get(sk, name, &link);
+	if (rc < 0)
+		return fail(err, errlen, rc, "set %s up: look up", name);
+	struct rtnl_link *change = rtnl_link_alloc();
+	if (change == NULL) {
+		rtnl_link_put(link);
+		snprintf(err, errlen, "set %s up: out of memory", name);
+		return -1;
+	}
+	rtnl_link_set_flags(change, IFF_UP);
+	rc = rtnl_link_change(sk, link, change, 0);
+	rtnl_link_put(change);
+	rtnl_link_put(link);
+	if (rc < 0)
+		return fail(err, errlen, rc, "set %s up", name);
+	return 0;
+}
+
+/* Kernel IPv6 autoconfiguration (link-local address, DAD, router
+ * solicitations) would make the kernel itself send packets the fence rejects
+ * and logs as bypass attempts; the sandbox uses IPv4 only. A kernel without
+ * IPv6 has nothing to switch off. */
+int nlops_no_ipv6_autoconf(struct nl_sock *sk, const char *name, char *err, size_t errlen)
+{
+	struct rtnl_link *link;
+	int rc = link_get(sk, name, &link);
+	if (rc < 0)
+		return fail(err, errlen, rc, "disable IPv6 autoconf on %s: look up", name);
+	struct rtnl_link *change = rtnl_link_alloc();
+	if (change == NULL) {
+		rtnl_link_put(link);
+		snprintf(err, errlen, "disable IPv6 autoconf on %s: out of memory", name);
+		return -1;
+	}
+	rc = rtnl_link_inet6_set_addr_gen_mode(change, IN6_ADDR_GEN_MODE_NONE);
+	if (rc == 0)
+		rc = rtnl_link_change(sk, link, change, 0);
+	rtnl_link_put(change);
+	rtnl_link_put(link);
+	if (rc == -NLE_AF_NOSUPPORT || rc == -NLE_OPNOTSUPP)
+		return 0;
+	if (rc < 0)
+		return fail(err, errlen, rc, "disable IPv6 autoconf on %s", name);
+	return 0;
+}
+
+static int route_build(const char *gw, int ifindex, struct rtnl_route **out)
+{
+	struct nl_addr *dst = NULL, *via = NULL;
+	struct rtnl_route *route = NULL;
+	struct rtnl_nexthop *nh = NULL;
+	int rc;
+
+	*out = NULL;
+	if ((rc = nl_addr_parse("0.0.0.0/0", AF_INET, &dst)) < 0 ||
+	    (rc = nl_addr_parse(gw, AF_INET, &via)) < 0)
+		goto out;
+	route = rtnl_route_alloc();
+	nh = rtnl_route_nh_alloc();
+	if (route == NULL || nh == NULL) {
+		rc = -NLE_NOMEM;
+		goto out;
+	}
+	rtnl_route_set_family(route, AF_INET);
+	rtnl_route_set_table(route, RT_TABLE_MAIN);
+	rtnl_route_set_scope(route, RT_SCOPE_UNIVERSE);
+	rtnl_route_set_protocol(route, RTPROT_STATIC);
+	rtnl_route_set_type(route, RTN_UNICAST);
+	if ((rc = rtnl_route_set_dst(route, dst)) < 0)
+		goto out;
+	rtnl_route_nh_set_ifindex(nh, ifindex);
+	rtnl_route_nh_set_gateway(nh, via);
+	rtnl_route_add_nexthop(route, nh); /* route owns nh from here */
+	nh = NULL;
+	*out = route;
+	route = NULL;
+out:
+	if (nh != NULL)
+		rtnl_route_nh_free(nh);
+	if (route != NULL)
+		rtnl_route_put(route);
+	if (via != NULL)
+		nl_addr_put(via);
+	if (dst != NULL)
+		nl_addr_put(dst);
+	return rc < 0 ? rc : 0;
+}
+
+int nlops_default_route(struct nl_sock *sk, const char *gw, int ifindex,
+			char *err, size_t errlen)
+{
+	struct rtnl_route *route;
+	int rc = route_build(gw, ifindex, &route);
+	if (rc == 0) {
+		rc = rtnl_route_add(sk, route, NLM_F_EXCL);
+		rtnl_route_put(route);
+	}
+	if (rc < 0)
+		return fail(err, errlen, rc, "add default route via %s", gw);
+	return 0;
+}
+
+int nlops_link_delete(struct nl_sock *sk, const char *name, char *err, size_t errlen)
+{
+	struct rtnl_link *link;
+	int rc = link_get(sk, name, &link);
+	if (is_not_found(rc))
+		return 1;
+	if (rc < 0)
+		return fail(err, errlen, rc, "delete %s: look up", name);
+	rc = rtnl_link_delete(sk, link);
+	rtnl_link_put(link);
+	if (is_not_found(rc))
+		return 1;
+	if (rc < 0)
+		return fail(err, errlen, rc, "delete %s", name);
+	return 0;
+}
+
+static void mark_addr(struct nl_object *obj, void *arg)
+{
+	struct { int skip; uint8_t *used; } *ctx = arg;
+	struct rtnl_addr *addr = (struct rtnl_addr *)obj;
+
+	if (rtnl_addr_get_family(addr) != AF_INET)
+		return;
+	if (ctx->skip > 0 && rtnl_addr_get_ifindex(addr) == ctx->skip)
+		return;
+	struct nl_addr *local = rtnl_addr_get_local(addr);
+	if (local == NULL || nl_addr_get_len(local) != 4)
+		return;
+	netns_subnet_mark(ctx->used, nl_addr_get_binary_addr(local));
+}
+
+int nlops_used_subnets(struct nl_sock *sk, int skip_ifindex,
+		       uint8_t used[NETNS_SUBNET_BITMAP_BYTES], char *err, size_t errlen)
+{
+	struct nl_cache *cache = NULL;
+	int rc = rtnl_addr_alloc_cache(sk, &cache);
+	if (rc < 0)
+		return fail(err, errlen, rc, "list addresses");
+	struct { int skip; uint8_t *used; } ctx = { skip_ifindex, used };
+	nl_cache_foreach(cache, mark_addr, &ctx);
+	nl_cache_free(cache);
+	return 0;
+}

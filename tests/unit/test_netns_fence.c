@@ -1,0 +1,157 @@
+/* test_netns_fence.c - the generated nftables fence text (pure, no kernel). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "netns/fence.h"
+#include "netns/netns.h"
+
+static const char golden[] =
+	"table inet openshell {\n"
+	"\tchain output {\n"
+	"\t\ttype filter hook output priority 0; policy drop;\n"
+	"\t\toifname \"lo\" accept\n"
+	"\t\tip daddr 10.200.0.1 tcp dport 3128 accept\n"
+	"\t\tct state established,related accept\n"
+	"\t\tcounter limit rate 5/second burst 10 packets "
+	"log prefix \"openshell:bypass:1a2b3c4d: \" flags skuid\n"
+	"\t\tmeta nfproto ipv4 meta l4proto tcp counter reject with tcp reset\n"
+	"\t\tmeta nfproto ipv6 meta l4proto tcp counter reject with tcp reset\n"
+	"\t\tmeta nfproto ipv4 meta l4proto udp counter reject with icmp type port-unreachable\n"
+	"\t\tmeta nfproto ipv6 meta l4proto udp counter reject with icmpv6 type port-unreachable\n"
+	"\t\tcounter reject with icmpx type admin-prohibited\n"
+	"\t}\n"
+	"}\n";
+
+static char buf[NETNS_FENCE_MAX];
+
+static void make(const char *ip, uint16_t port, const char *id)
+{
+	int n = netns_fence_ruleset(buf, sizeof(buf), ip, port, id);
+	assert_true(n > 0);
+	assert_int_equal((size_t)n, strlen(buf));
+}
+
+static long pos(const char *needle)
+{
+	const char *p = strstr(buf, needle);
+	if (p == NULL)
+		fail_msg("missing in ruleset: %s", needle);
+	return p - buf;
+}
+
+static int count(const char *needle)
+{
+	int n = 0;
+	for (const char *p = buf; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	return n;
+}
+
+static void test_golden(void **state)
+{
+	(void)state;
+	make("10.200.0.1", 3128, "1a2b3c4d");
+	assert_string_equal(buf, golden);
+}
+
+static void test_order(void **state)
+{
+	(void)state;
+	make("10.200.7.1", 8080, "abc");
+	long policy = pos("policy drop;");
+	long lo = pos("oifname \"lo\" accept");
+	long proxy = pos("ip daddr 10.200.7.1 tcp dport 8080 accept");
+	long ct = pos("ct state established,related accept");
+	long log = pos("log prefix \"openshell:bypass:abc: \" flags skuid");
+	const char *rejects[] = {
+		"meta nfproto ipv4 meta l4proto tcp counter reject with tcp reset",
+		"meta nfproto ipv6 meta l4proto tcp counter reject with tcp reset",
+		"meta nfproto ipv4 meta l4proto udp counter reject with icmp type port-unreachable",
+		"meta nfproto ipv6 meta l4proto udp counter reject with icmpv6 type port-unreachable",
+		"\t\tcounter reject with icmpx type admin-prohibited\n",
+	};
+	assert_true(policy < lo);
+	assert_true(lo < proxy);
+	assert_true(proxy < ct);
+	assert_true(ct < log);
+	long prev = log;
+	for (size_t i = 0; i < sizeof(rejects) / sizeof(rejects[0]); i++) {
+		long r = pos(rejects[i]);
+		assert_true(r > prev); /* in order, every one after the log */
+		prev = r;
+	}
+	/* the catch-all reject is the last rule: nothing after it but braces */
+	assert_string_equal(buf + prev + strlen(rejects[4]), "\t}\n}\n");
+	/* nothing is accepted after logging starts */
+	assert_null(strstr(buf + log, "accept"));
+}
+
+static void test_counts(void **state)
+{
+	(void)state;
+	make("10.200.255.1", 65535, "Z9");
+	assert_int_equal(count("table "), 1);
+	assert_int_equal(count("chain "), 1);
+	assert_int_equal(count("policy drop;"), 1);
+	assert_int_equal(count("policy accept"), 0);
+	assert_int_equal(count(" accept\n"), 3);
+	assert_int_equal(count("reject"), 5);
+	assert_int_equal(count(" log "), 1);
+	assert_int_equal(count("limit rate 5/second burst 10 packets"), 1);
+	assert_int_equal(count("reject with tcp reset"), 2);
+	assert_int_equal(count("reject with icmp type"), 1);
+	assert_int_equal(count("reject with icmpv6 type"), 1);
+	assert_int_equal(count("counter"), 6);
+	assert_int_equal(count("nfproto ipv4"), 2);
+	assert_int_equal(count("nfproto ipv6"), 2);
+	assert_int_equal(count("type filter hook output priority 0;"), 1);
+	assert_int_equal(pos("dport 65535 accept") > 0, 1);
+}
+
+static void test_bad_input(void **state)
+{
+	(void)state;
+	const char *bad_ips[] = { NULL, "", "10.200.0.300", "::1", "10.200.0.1 accept",
+				  "10.200.0.1\n", "10.200.0" };
+	for (size_t i = 0; i < sizeof(bad_ips) / sizeof(bad_ips[0]); i++)
+		assert_int_equal(netns_fence_ruleset(buf, sizeof(buf), bad_ips[i], 3128, "ab"), -1);
+	const char *bad_ids[] = { NULL, "", "a\"b", "a b", "a-b", "123456789", "ab\n", "x;y" };
+	for (size_t i = 0; i < sizeof(bad_ids) / sizeof(bad_ids[0]); i++)
+		assert_int_equal(netns_fence_ruleset(buf, sizeof(buf), "10.200.0.1", 3128,
+						     bad_ids[i]), -1);
+	assert_int_equal(netns_fence_ruleset(buf, sizeof(buf), "10.200.0.1", 0, "ab"), -1);
+	assert_int_equal(netns_fence_ruleset(NULL, 100, "10.200.0.1", 1, "ab"), -1);
+	assert_int_equal(netns_fence_ruleset(buf, 0, "10.200.0.1", 1, "ab"), -1);
+}
+
+static void test_buffer_bounds(void **state)
+{
+	(void)state;
+	int n = netns_fence_ruleset(buf, sizeof(buf), "10.200.0.1", 3128, "1a2b3c4d");
+	assert_true(n > 0 && n < NETNS_FENCE_MAX);
+	char small[sizeof(golden)];
+	assert_int_equal(netns_fence_ruleset(small, (size_t)n + 1, "10.200.0.1", 3128, "1a2b3c4d"), n);
+	memset(small, 'x', sizeof(small));
+	assert_int_equal(netns_fence_ruleset(small, (size_t)n, "10.200.0.1", 3128, "1a2b3c4d"), -1);
+	assert_int_equal(small[0], '\0');
+	assert_int_equal(netns_fence_ruleset(small, 10, "10.200.0.1", 3128, "1a2b3c4d"), -1);
+	/* the longest inputs still fit the documented maximum */
+	assert_true(netns_fence_ruleset(buf, sizeof(buf), "255.255.255.255", 65535, "ZZZZZZZZ") > 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_golden),
+		cmocka_unit_test(test_order),
+		cmocka_unit_test(test_counts),
+		cmocka_unit_test(test_bad_input),
+		cmocka_unit_test(test_buffer_bounds),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
