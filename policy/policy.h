@@ -20,12 +20,16 @@
 #define POLICY_MAX_NODE_VISITS 262144u  /* YAML nodes walked, aliases counted each
 					 * time they are used (alias-bomb guard) */
 #define POLICY_MAX_CONFIG_DEPTH 32u     /* nesting of a middleware `config` value */
+#define POLICY_MAX_ENDPOINTS 4096u     /* endpoints across all network_policies */
 #define POLICY_MAX_MIDDLEWARES 10u      /* network_middlewares entries */
 #define POLICY_MAX_MW_PATTERNS 32u      /* include + exclude per middleware */
 #define POLICY_MAX_HOST_BYTES 253u      /* endpoint host / decide() host */
 #define POLICY_MAX_HOST_LABELS 127u
 #define POLICY_MAX_GLOB_SEGMENTS 256u   /* '/' segments in a path glob pattern */
-#define POLICY_DEFAULT_BODY_BYTES 65536u /* graphql/json-rpc body limit when 0 */
+#define POLICY_DEFAULT_BODY_BYTES 65536u /* graphql/json-rpc body limit when absent */
+#define POLICY_MAX_GLOB_BRACE_DEPTH 8u  /* nested/sequential {a,b} groups in a glob */
+#define POLICY_MAX_GLOB_ALTERNATIVES 256u /* {a,b} alternatives tried per match */
+#define POLICY_REASON_MAX_PORTS 16u     /* ports listed in a port-deny reason */
 
 enum policy_protocol {
 	POLICY_PROTO_NONE = 0, /* L4 through the explicit proxy */
@@ -132,8 +136,8 @@ struct policy_endpoint {
 	char *persisted_queries;
 	struct policy_graphql_pq *graphql_persisted_queries;
 	size_t n_graphql_persisted_queries;
-	uint32_t graphql_max_body_bytes;
-	uint32_t json_rpc_max_body_bytes;  /* from json_rpc or mcp (mcp wins) */
+	uint32_t graphql_max_body_bytes;   /* POLICY_DEFAULT_BODY_BYTES when absent */
+	uint32_t json_rpc_max_body_bytes;  /* from json_rpc or mcp (mcp wins); same default */
 	bool mcp_strict_tool_names;
 	bool mcp_allow_all_known_methods;
 	unsigned line, col;       /* where the endpoint starts in the file */
@@ -189,9 +193,17 @@ struct policy {
 	struct policy_middleware *middlewares;
 	size_t n_middlewares;
 	char *source;                  /* file name the policy came from, for messages */
+	/* Non-fatal findings, "file:line:col: msg", for the log: deprecated tls
+	 * values, rules admitting any binary, broad allowed_ips, ... (at most
+	 * POLICY_MAX_ERRORS). */
+	char **warnings;
+	size_t n_warnings;
 };
 
-/* Error list filled by the loader: one entry per problem, "file:line:col: msg". */
+/* Error list filled by the loader: one entry per problem, "file:line:col: msg"
+ * (1-based position of the offending YAML node; 1:1 for whole-file problems),
+ * sorted by position. Start from a zeroed struct; loads append to it. At most
+ * POLICY_MAX_ERRORS problems are listed, then one "too many errors" line. */
 struct policy_errors {
 	char **msgs;
 	size_t n;
@@ -217,10 +229,13 @@ bool policy_host_match(const char *pattern, const char *host);
 
 struct policy_decision {
 	bool allowed;
-	const struct policy_rule *rule;        /* allowing rule with the smallest key */
+	const struct policy_rule *rule;        /* allowing rule with the smallest key;
+						 * on deny, the rule the reason names
+						 * (binary or port miss) or NULL */
 	const struct policy_endpoint *endpoint; /* first matching endpoint of `rule`
 						 * with extended config, else first match */
-	bool exact_host;                       /* matched a non-wildcard host */
+	bool exact_host;                       /* matched a declared non-wildcard host
+						 * (false for hostless allowed_ips) */
 	char reason[256];                      /* deny reason, "" when allowed */
 };
 
@@ -240,9 +255,22 @@ const char *policy_protocol_name(enum policy_protocol p);
 
 /* '/'-delimited glob (binaries[].path, REST/WebSocket rule paths): '*' and '?'
  * stay within one segment, '[...]'/'[!...]' classes, '{a,b}' alternatives,
- * '\\' escapes; a whole-segment '**' spans zero or more segments (one or
- * more when it is the last segment, e.g. "/a/**" matches "/a/x" but not
- * "/a"); the pattern "**" matches everything. Case-sensitive. Never allocates. */
+ * backslash escapes; a whole-segment '**' spans zero or more segments (one or
+ * more when it is the last segment: "/a/" followed by "**" matches "/a/x"
+ * but not "/a"); the pattern "**" alone matches everything. Case-sensitive.
+ * Never allocates (bounded stack use: POLICY_MAX_GLOB_* limits). */
 bool policy_path_glob_match(const char *pattern, const char *path);
+
+/* Value glob (query values, GraphQL operation_name/fields, MCP tool and
+ * method): '*' and '?' never cross '.', classes and {a,b} as above;
+ * case-sensitive. Never allocates. */
+bool policy_value_glob_match(const char *pattern, const char *value);
+
+/* Endpoint `path` selector: NULL, "", "**" and "/" + "**" match every path;
+ * "X/" + "**" matches X and everything below it; anything else is a glob in
+ * which '*' also crosses '/'. Never allocates. */
+bool policy_endpoint_path_match(const char *pattern, const char *path);
+/* Tie-break between matching selectors: count of non-'*' characters. */
+size_t policy_endpoint_path_specificity(const char *pattern);
 
 #endif

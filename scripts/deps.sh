@@ -11,7 +11,6 @@ PKGS=(
   libcmocka-dev libjson-c-dev
   python3 python3-pytest
   iproute2 nftables util-linux procps curl wget openssl socat openssh-client openssh-sftp-server tmux iputils-ping
-  iputils-ping
 )
 
 missing=()

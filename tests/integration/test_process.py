@@ -5,6 +5,7 @@ test world (tests/README.md)."""
 import os
 import re
 import signal
+import tempfile
 import time
 
 import pytest
@@ -127,14 +128,20 @@ def test_sigterm_reaches_the_workload(world):
     assert "got-term" in r.stdout
 
 
-def test_workdir_and_exec_failure(world, tmp_path):
-    d = tmp_path / "work"
-    d.mkdir()
-    os.chmod(tmp_path, 0o755)
-    os.chmod(d, 0o777)
-    r = world.run_sandbox(POLICY_1500, ["/bin/pwd"], extra_args=["--workdir", str(d)])
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == str(d)
+def test_workdir_and_exec_failure(world):
+    # pytest's tmp_path sits below a 0700 directory the agent cannot enter.
+    d = tempfile.mkdtemp(prefix="osh-workdir-", dir="/tmp")
+    try:
+        os.chmod(d, 0o755)
+        r = world.run_sandbox(POLICY_1500, ["/bin/pwd"], extra_args=["--workdir", d])
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == d
+        r = world.run_sandbox(POLICY_1500, ["/bin/pwd"],
+                              extra_args=["--workdir", "/nonexistent-workdir"])
+        assert r.returncode == 1
+        assert "workdir" in r.stderr
+    finally:
+        os.rmdir(d)
     r = world.run_sandbox(POLICY_1500, ["/nonexistent/agent"])
     assert r.returncode == 1
     assert "/nonexistent/agent" in r.stderr

@@ -1,0 +1,977 @@
+/* conn.c - one client connection: head, decision, SSRF, dial, relay.
+ *
+ * Phases: HEAD (read the request head, 408/431/400) -> RESOLVE (async DNS)
+ * -> CONNECT (dial checked addresses in order) -> RELAY (bytes both ways).
+ * Any refusal goes to ERROR_WRITE (write the response, shut down our side)
+ * -> LINGER (drain the client briefly so the kernel does not reset the
+ * response away) -> closed.
+ *
+ * Ownership: the conn owns three handles (client, timer, upstream once
+ * dialed) and at most one getaddrinfo request. It is freed when the last
+ * handle close callback has run and no resolution is pending.
+ */
+#include "proxy/proxy_int.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "policy/policy.h"
+#include "proxy/audit.h"
+#include "proxy/chunked.h"
+#include "proxy/forward.h"
+#include "proxy/http_head.h"
+#include "proxy/response.h"
+#include "proxy/ssrf.h"
+#include "proxy/target.h"
+
+#define UNLIMITED UINT64_MAX
+/* Stop reading a source while its destination has more than this queued, so
+ * queued bytes plus one read never exceed PROXY_RELAY_BUF_BYTES. */
+#define RELAY_HIGH_WATER (PROXY_RELAY_BUF_BYTES - PROXY_RELAY_READ_BYTES)
+_Static_assert(PROXY_RELAY_BUF_BYTES >= 2 * PROXY_RELAY_READ_BYTES, "relay buffer sizes");
+
+enum phase { PH_HEAD, PH_RESOLVE, PH_CONNECT, PH_RELAY, PH_ERROR_WRITE, PH_LINGER, PH_CLOSED };
+
+struct relay_dir {
+	uv_stream_t *src, *dst;
+	uv_shutdown_t shutdown_req;
+	uint64_t remaining;  /* bytes still allowed through; UNLIMITED for tunnels */
+	struct chunked_parser *chunked; /* forward chunked body: framing decides */
+	bool paused;         /* reading stopped for backpressure */
+	bool done;           /* nothing more will flow this way */
+};
+
+struct conn {
+	struct proxy *px;
+	struct conn *prev, *next;
+	enum phase phase;
+	bool closing;
+	unsigned open_handles;
+	bool client_open, timer_open, upstream_open;
+	bool gai_pending;
+	bool retry_pending;          /* upstream closing after a failed dial */
+	uv_tcp_t client;
+	uv_tcp_t upstream;
+	uv_timer_t timer;
+	uv_getaddrinfo_t gai;
+	uv_connect_t connect_req;
+	uv_shutdown_t client_shutdown; /* error path */
+	char src_ip[INET6_ADDRSTRLEN];
+	uint16_t src_port;
+
+	char head[PROXY_MAX_HEAD_BYTES];
+	size_t head_fill;
+
+	bool is_connect;
+	char method[32];             /* for messages; truncated if longer */
+	struct proxy_target target;  /* target.path points into head[] */
+	char hostport[TARGET_MAX_HOST + 16];
+
+	char *rule_name;             /* snapshot of the decision: the policy */
+	struct policy_cidr *allowed; /* may be swapped and freed meanwhile */
+	size_t n_allowed;
+
+	struct sockaddr_storage addrs[PROXY_MAX_DIAL_ADDRS];
+	size_t n_addrs, next_addr;
+	int last_dial_err;
+
+	char *upstream_head;         /* forward: rewritten origin-form head */
+	size_t upstream_head_len;
+	size_t early_off, early_len; /* bytes after the head to send upstream */
+	uint64_t body_remaining;     /* forward: body bytes still to read */
+	bool body_chunked;
+	struct chunked_parser chunk;
+
+	struct relay_dir c2u, u2c;
+};
+
+struct chunk {
+	uv_write_t req;
+	struct conn *c;
+	struct relay_dir *dir;                  /* relay data; NULL for control writes */
+	void (*after)(struct conn *c, int status);
+	char data[];
+};
+
+static void conn_close(struct conn *c);
+static void respond(struct conn *c, char *resp, size_t len);
+static void respond_static(struct conn *c, const char *resp);
+
+struct conn *conn_next(struct conn *c)
+{
+	return c->next;
+}
+
+/* ---- lifetime ---- */
+
+static void conn_maybe_free(struct conn *c)
+{
+	if (c->open_handles > 0 || c->gai_pending)
+		return;
+	struct proxy *px = c->px;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		px->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	free(c->rule_name);
+	free(c->allowed);
+	free(c->upstream_head);
+	free(c);
+	proxy_conn_freed(px);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+	c->open_handles--;
+	conn_maybe_free(c);
+}
+
+static void dial_next(struct conn *c);
+
+static void on_upstream_closed(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+	c->open_handles--;
+	if (c->retry_pending && !c->closing && c->phase == PH_CONNECT) {
+		c->retry_pending = false;
+		dial_next(c);
+		return;
+	}
+	c->retry_pending = false;
+	conn_maybe_free(c);
+}
+
+static void close_upstream(struct conn *c)
+{
+	if (!c->upstream_open)
+		return;
+	c->upstream_open = false;
+	uv_close((uv_handle_t *)&c->upstream, on_upstream_closed);
+}
+
+static void conn_close(struct conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	c->phase = PH_CLOSED;
+	if (c->gai_pending)
+		uv_cancel((uv_req_t *)&c->gai); /* fails if already running; cb still comes */
+	if (c->client_open) {
+		c->client_open = false;
+		uv_close((uv_handle_t *)&c->client, on_handle_closed);
+	}
+	if (c->timer_open) {
+		c->timer_open = false;
+		uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+	}
+	close_upstream(c);
+	conn_maybe_free(c);
+}
+
+void conn_abort(struct conn *c)
+{
+	conn_close(c);
+}
+
+/* ---- writes ---- */
+
+static struct chunk *chunk_new(struct conn *c, size_t cap)
+{
+	struct chunk *ch = malloc(sizeof(*ch) + cap);
+	if (ch == NULL)
+		return NULL;
+	ch->c = c;
+	ch->dir = NULL;
+	ch->after = NULL;
+	ch->req.data = ch;
+	return ch;
+}
+
+static bool below_high_water(uv_stream_t *s)
+{
+	return uv_stream_get_write_queue_size(s) <= RELAY_HIGH_WATER;
+}
+
+static void on_relay_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+static void relay_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+static void on_write(uv_write_t *req, int status)
+{
+	struct chunk *ch = req->data;
+	struct conn *c = ch->c;
+	struct relay_dir *d = ch->dir;
+	void (*after)(struct conn *, int) = ch->after;
+	free(ch);
+	if (after != NULL) {
+		after(c, status);
+		return;
+	}
+	if (c->closing)
+		return;
+	if (status < 0) {
+		px_log(c->px, PROXY_LOG_DEBUG, "proxy: %s: write failed: %s", c->hostport,
+		       uv_strerror(status));
+		conn_close(c);
+		return;
+	}
+	if (d != NULL && d->paused && !d->done && below_high_water(d->dst)) {
+		d->paused = false;
+		int rc = uv_read_start(d->src, relay_alloc, on_relay_read);
+		if (rc < 0)
+			conn_close(c);
+	}
+}
+
+/* Queue ch->data[0..len) on dst; ch is owned by the write from here on. */
+static int write_chunk(struct conn *c, uv_stream_t *dst, struct chunk *ch, size_t len)
+{
+	uv_buf_t b = uv_buf_init(ch->data, (unsigned)len);
+	int rc = uv_write(&ch->req, dst, &b, 1, on_write);
+	if (rc < 0)
+		free(ch);
+	return rc;
+}
+
+static int write_copy(struct conn *c, uv_stream_t *dst, struct relay_dir *d,
+		      void (*after)(struct conn *, int), const char *data, size_t len)
+{
+	struct chunk *ch = chunk_new(c, len);
+	if (ch == NULL)
+		return UV_ENOMEM;
+	ch->dir = d;
+	ch->after = after;
+	memcpy(ch->data, data, len);
+	return write_chunk(c, dst, ch, len);
+}
+
+/* ---- error responses ---- */
+
+static void linger_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct conn *c = h->data;
+	*buf = uv_buf_init(c->head, sizeof(c->head)); /* head no longer needed */
+}
+
+static void on_linger_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	if (n < 0)
+		conn_close(s->data);
+}
+
+static void on_linger_timeout(uv_timer_t *t)
+{
+	conn_close(t->data);
+}
+
+static void on_client_shutdown(uv_shutdown_t *req, int status)
+{
+	struct conn *c = req->data;
+	if (c->closing)
+		return;
+	if (status < 0 || !c->timer_open) {
+		conn_close(c);
+		return;
+	}
+	c->phase = PH_LINGER;
+	if (uv_timer_start(&c->timer, on_linger_timeout, PROXY_LINGER_MS, 0) < 0 ||
+	    uv_read_start((uv_stream_t *)&c->client, linger_alloc, on_linger_read) < 0)
+		conn_close(c);
+}
+
+static void after_error_write(struct conn *c, int status)
+{
+	if (c->closing)
+		return;
+	c->client_shutdown.data = c;
+	if (status < 0 ||
+	    uv_shutdown(&c->client_shutdown, (uv_stream_t *)&c->client, on_client_shutdown) < 0)
+		conn_close(c);
+}
+
+/* Send a proxy-generated response (resp is malloc'd and consumed; NULL
+ * means allocation failed: just close) and then close. */
+static void respond(struct conn *c, char *resp, size_t len)
+{
+	if (c->closing || c->phase == PH_ERROR_WRITE || c->phase == PH_LINGER) {
+		free(resp);
+		return;
+	}
+	c->phase = PH_ERROR_WRITE;
+	if (c->timer_open)
+		uv_timer_stop(&c->timer);
+	uv_read_stop((uv_stream_t *)&c->client);
+	close_upstream(c);
+	if (c->gai_pending)
+		uv_cancel((uv_req_t *)&c->gai);
+	if (resp == NULL) {
+		conn_close(c);
+		return;
+	}
+	int rc = write_copy(c, (uv_stream_t *)&c->client, NULL, after_error_write, resp, len);
+	free(resp);
+	if (rc < 0)
+		conn_close(c);
+}
+
+static void respond_static(struct conn *c, const char *resp)
+{
+	respond(c, strdup(resp), strlen(resp));
+}
+
+static void respond_error(struct conn *c, int status, const char *error, const char *detail)
+{
+	size_t len = 0;
+	char *resp = response_json_error(status, error, detail, &len);
+	respond(c, resp, len);
+}
+
+/* ---- audit ---- */
+
+static void audit(struct conn *c, bool allow, const char *rule_type, const char *reason,
+		  const char *dst_ip)
+{
+	char msg[512];
+	snprintf(msg, sizeof(msg), "%s %s %s", c->method, allow ? "allowed" : "denied", c->hostport);
+	struct audit_event e = {
+		.allow = allow,
+		.method = c->method,
+		.host = c->target.host,
+		.port = c->target.port,
+		.dst_ip = dst_ip,
+		.rule_name = c->rule_name,
+		.rule_type = rule_type,
+		.reason = reason,
+		.message = msg,
+		.src_ip = c->src_ip[0] ? c->src_ip : NULL,
+		.src_port = c->src_port,
+		.time_ms = audit_now_ms(),
+	};
+	char *line = audit_event_json(&e);
+	if (line == NULL) {
+		px_log(c->px, PROXY_LOG_ERROR, "proxy: audit event for %s could not be built",
+		       c->hostport);
+		return;
+	}
+	px_audit(c->px, line);
+	free(line);
+}
+
+static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	const void *a = ss->ss_family == AF_INET
+				? (const void *)&((const struct sockaddr_in *)ss)->sin_addr
+				: (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+	if (inet_ntop(ss->ss_family, a, buf, (socklen_t)len) == NULL)
+		snprintf(buf, len, "?");
+}
+
+/* ---- relay ---- */
+
+static void relay_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct chunk *ch = chunk_new(h->data, PROXY_RELAY_READ_BYTES);
+	if (ch == NULL) {
+		*buf = uv_buf_init(NULL, 0); /* read cb gets UV_ENOBUFS */
+		return;
+	}
+	*buf = uv_buf_init(ch->data, PROXY_RELAY_READ_BYTES);
+}
+
+static struct chunk *chunk_of(const uv_buf_t *buf)
+{
+	if (buf->base == NULL)
+		return NULL;
+	return (struct chunk *)(void *)(buf->base - offsetof(struct chunk, data));
+}
+
+static void relay_check_finished(struct conn *c)
+{
+	/* A tunnel ends when both directions are done (half-close kept); a
+	 * forwarded request ends with the upstream's response. */
+	if (c->u2c.done && (c->c2u.done || !c->is_connect))
+		conn_close(c);
+}
+
+static void on_dir_shutdown(uv_shutdown_t *req, int status)
+{
+	struct relay_dir *d = req->data;
+	struct conn *c = d->dst->data;
+	if (c->closing)
+		return;
+	if (status < 0) {
+		conn_close(c);
+		return;
+	}
+	d->done = true;
+	relay_check_finished(c);
+}
+
+static void relay_eof(struct conn *c, struct relay_dir *d)
+{
+	uv_read_stop(d->src);
+	d->paused = false;
+	d->shutdown_req.data = d;
+	if (uv_shutdown(&d->shutdown_req, d->dst, on_dir_shutdown) < 0)
+		conn_close(c);
+}
+
+static void on_relay_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct conn *c = s->data;
+	struct relay_dir *d = s == (uv_stream_t *)&c->client ? &c->c2u : &c->u2c;
+	struct chunk *ch = chunk_of(buf);
+	if (n <= 0 || c->closing) {
+		free(ch);
+		if (c->closing || n == 0)
+			return;
+		if (n == UV_EOF) {
+			relay_eof(c, d);
+		} else {
+			px_log(c->px, PROXY_LOG_DEBUG, "proxy: %s: read: %s", c->hostport,
+			       uv_strerror((int)n));
+			conn_close(c);
+		}
+		return;
+	}
+	/* Forward only this request's body: never a pipelined next request. */
+	size_t take = (size_t)n;
+	if (d->chunked != NULL) {
+		ssize_t r = chunked_feed(d->chunked, ch->data, take);
+		if (r < 0) {
+			px_log(c->px, PROXY_LOG_INFO, "proxy: %s %s: invalid chunked body: %s",
+			       c->method, c->hostport, d->chunked->error);
+			free(ch);
+			conn_close(c);
+			return;
+		}
+		take = (size_t)r;
+		if (chunked_done(d->chunked))
+			d->remaining = 0;
+	} else if (d->remaining != UNLIMITED) {
+		if (take > d->remaining)
+			take = (size_t)d->remaining;
+		d->remaining -= take;
+	}
+	ch->dir = d;
+	if (take == 0)
+		free(ch);
+	else if (write_chunk(c, d->dst, ch, take) < 0) {
+		conn_close(c);
+		return;
+	}
+	if (d->remaining == 0) {
+		uv_read_stop(d->src);
+		d->done = true;
+		relay_check_finished(c);
+	} else if (!below_high_water(d->dst)) {
+		uv_read_stop(d->src);
+		d->paused = true;
+	}
+}
+
+static void start_relay(struct conn *c)
+{
+	c->phase = PH_RELAY;
+	uv_stream_t *cl = (uv_stream_t *)&c->client, *up = (uv_stream_t *)&c->upstream;
+	c->c2u = (struct relay_dir){ .src = cl, .dst = up, .remaining = UNLIMITED };
+	c->u2c = (struct relay_dir){ .src = up, .dst = cl, .remaining = UNLIMITED };
+	int rc = 0;
+	if (c->is_connect) {
+		rc = write_copy(c, cl, NULL, NULL, RESPONSE_200_CONNECT,
+				sizeof(RESPONSE_200_CONNECT) - 1);
+	} else {
+		rc = write_copy(c, up, &c->c2u, NULL, c->upstream_head, c->upstream_head_len);
+		c->c2u.remaining = c->body_remaining;
+		if (c->body_chunked)
+			c->c2u.chunked = &c->chunk;
+	}
+	if (rc == 0 && c->early_len > 0)
+		rc = write_copy(c, up, &c->c2u, NULL, c->head + c->early_off, c->early_len);
+	if (rc == 0 && c->c2u.remaining > 0)
+		rc = uv_read_start(cl, relay_alloc, on_relay_read);
+	else
+		c->c2u.done = true;
+	if (rc == 0)
+		rc = uv_read_start(up, relay_alloc, on_relay_read);
+	if (rc < 0) {
+		px_log(c->px, PROXY_LOG_WARN, "proxy: %s: relay start failed: %s", c->hostport,
+		       uv_strerror(rc));
+		conn_close(c);
+	}
+}
+
+/* ---- dial ---- */
+
+static void on_connected(uv_connect_t *req, int status)
+{
+	struct conn *c = req->data;
+	if (status == UV_ECANCELED || c->closing || c->phase != PH_CONNECT)
+		return;
+	if (status < 0) {
+		c->last_dial_err = status;
+		c->next_addr++;
+		c->retry_pending = true;
+		close_upstream(c); /* on_upstream_closed dials the next address */
+		return;
+	}
+	uv_timer_stop(&c->timer);
+	if (uv_tcp_nodelay(&c->upstream, 1) < 0)
+		px_log(c->px, PROXY_LOG_DEBUG, "proxy: %s: TCP_NODELAY failed", c->hostport);
+	char ip[INET6_ADDRSTRLEN];
+	addr_text(&c->addrs[c->next_addr], ip, sizeof(ip));
+	px_log(c->px, PROXY_LOG_INFO, "proxy: %s %s connected via %s", c->method, c->hostport, ip);
+	start_relay(c);
+}
+
+static void dial_next(struct conn *c)
+{
+	char detail[512];
+	while (c->next_addr < c->n_addrs) {
+		int rc = uv_tcp_init(c->px->loop, &c->upstream);
+		if (rc < 0) {
+			c->last_dial_err = rc;
+			break;
+		}
+		c->upstream.data = c;
+		c->upstream_open = true;
+		c->open_handles++;
+		c->connect_req.data = c;
+		rc = uv_tcp_connect(&c->connect_req, &c->upstream,
+				    (const struct sockaddr *)&c->addrs[c->next_addr], on_connected);
+		if (rc == 0)
+			return;
+		c->last_dial_err = rc;
+		c->next_addr++;
+		c->retry_pending = true;
+		close_upstream(c);
+		return;
+	}
+	snprintf(detail, sizeof(detail), "connection to %s failed: %s", c->hostport,
+		 uv_strerror(c->last_dial_err ? c->last_dial_err : UV_EAI_NONAME));
+	px_log(c->px, PROXY_LOG_WARN, "proxy: %s", detail);
+	respond_error(c, 502, "upstream_unreachable", detail);
+}
+
+static void on_phase_timeout(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+	char detail[512];
+	switch (c->phase) {
+	case PH_HEAD:
+		px_log(c->px, PROXY_LOG_DEBUG, "proxy: client %s:%u: no request head within %u ms",
+		       c->src_ip, (unsigned)c->src_port, PROXY_HEAD_TIMEOUT_MS);
+		respond_static(c, RESPONSE_408_BARE);
+		break;
+	case PH_RESOLVE:
+		snprintf(detail, sizeof(detail), "DNS resolution for %s timed out after %u ms",
+			 c->hostport, PROXY_DNS_TIMEOUT_MS);
+		px_log(c->px, PROXY_LOG_WARN, "proxy: %s", detail);
+		respond_error(c, 504, "upstream_timeout", detail);
+		break;
+	case PH_CONNECT:
+		snprintf(detail, sizeof(detail), "connection to %s timed out after %u ms",
+			 c->hostport, PROXY_CONNECT_TIMEOUT_MS);
+		px_log(c->px, PROXY_LOG_WARN, "proxy: %s", detail);
+		respond_error(c, 504, "upstream_timeout", detail);
+		break;
+	default:
+		break;
+	}
+}
+
+static void start_dial(struct conn *c)
+{
+	c->phase = PH_CONNECT;
+	c->next_addr = 0;
+	if (uv_timer_start(&c->timer, on_phase_timeout, PROXY_CONNECT_TIMEOUT_MS, 0) < 0) {
+		conn_close(c);
+		return;
+	}
+	dial_next(c);
+}
+
+/* ---- SSRF ---- */
+
+static void deny_ssrf(struct conn *c, const char *why)
+{
+	char detail[768];
+	snprintf(detail, sizeof(detail), "%s %s blocked: %s", c->method, c->hostport, why);
+	px_log(c->px, PROXY_LOG_INFO, "proxy: %s", detail);
+	audit(c, false, "ssrf", why, NULL);
+	respond_error(c, 403, "ssrf_denied", detail);
+}
+
+/* Check and store one candidate address; false (response sent) on denial. */
+static bool admit_address(struct conn *c, const struct sockaddr *sa, socklen_t len)
+{
+	char why[384];
+	struct ssrf_options opt = { .allow_loopback = c->px->test_allow_loopback_upstream };
+	if (!ssrf_check_address(sa, c->target.port, c->allowed, c->n_allowed, &opt, why,
+				sizeof(why))) {
+		deny_ssrf(c, why);
+		return false;
+	}
+	if (c->n_addrs < PROXY_MAX_DIAL_ADDRS && len <= sizeof(c->addrs[0])) {
+		struct sockaddr_storage *ss = &c->addrs[c->n_addrs++];
+		memcpy(ss, sa, len);
+		if (ss->ss_family == AF_INET)
+			((struct sockaddr_in *)ss)->sin_port = htons(c->target.port);
+		else
+			((struct sockaddr_in6 *)ss)->sin6_port = htons(c->target.port);
+	}
+	return true;
+}
+
+static void addresses_checked(struct conn *c)
+{
+	char ip[INET6_ADDRSTRLEN];
+	addr_text(&c->addrs[0], ip, sizeof(ip));
+	audit(c, true, "opa", NULL, ip);
+	start_dial(c);
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+	struct conn *c = req->data;
+	c->gai_pending = false;
+	if (c->closing || c->phase != PH_RESOLVE) {
+		uv_freeaddrinfo(res);
+		conn_maybe_free(c);
+		return;
+	}
+	uv_timer_stop(&c->timer);
+	char detail[512];
+	if (status < 0) {
+		snprintf(detail, sizeof(detail), "DNS resolution failed for %s: %s", c->hostport,
+			 uv_strerror(status));
+		px_log(c->px, PROXY_LOG_INFO, "proxy: %s", detail);
+		respond_error(c, 502, "upstream_unreachable", detail);
+		uv_freeaddrinfo(res);
+		return;
+	}
+	/* Every address must pass; one bad address denies the request. */
+	for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+		if (!admit_address(c, ai->ai_addr, ai->ai_addrlen)) {
+			uv_freeaddrinfo(res);
+			return;
+		}
+	}
+	uv_freeaddrinfo(res);
+	if (c->n_addrs == 0) {
+		snprintf(detail, sizeof(detail), "DNS resolution returned no addresses for %s",
+			 c->hostport);
+		respond_error(c, 502, "upstream_unreachable", detail);
+		return;
+	}
+	addresses_checked(c);
+}
+
+static void resolve(struct conn *c)
+{
+	if (c->target.is_ip) {
+		struct sockaddr_storage ss;
+		memset(&ss, 0, sizeof(ss));
+		socklen_t len;
+		if (c->target.family == AF_INET) {
+			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+			s4->sin_family = AF_INET;
+			memcpy(&s4->sin_addr, c->target.addr, 4);
+			len = sizeof(*s4);
+		} else {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+			s6->sin6_family = AF_INET6;
+			memcpy(&s6->sin6_addr, c->target.addr, 16);
+			len = sizeof(*s6);
+		}
+		if (admit_address(c, (struct sockaddr *)&ss, len))
+			addresses_checked(c);
+		return;
+	}
+	c->phase = PH_RESOLVE;
+	char port[8];
+	snprintf(port, sizeof(port), "%u", (unsigned)c->target.port);
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = SOCK_STREAM,
+		.ai_protocol = IPPROTO_TCP,
+		.ai_flags = AI_NUMERICSERV,
+	};
+	c->gai.data = c;
+	int rc = uv_timer_start(&c->timer, on_phase_timeout, PROXY_DNS_TIMEOUT_MS, 0);
+	if (rc == 0)
+		rc = uv_getaddrinfo(c->px->loop, &c->gai, on_resolved, c->target.host, port, &hints);
+	if (rc < 0) {
+		char detail[512];
+		snprintf(detail, sizeof(detail), "DNS resolution failed for %s: %s", c->hostport,
+			 uv_strerror(rc));
+		respond_error(c, 502, "upstream_unreachable", detail);
+		return;
+	}
+	c->gai_pending = true;
+}
+
+/* ---- decision ---- */
+
+static bool snapshot_decision(struct conn *c, const struct policy_decision *d)
+{
+	if (d->rule != NULL && d->rule->name != NULL) {
+		c->rule_name = strdup(d->rule->name);
+		if (c->rule_name == NULL)
+			return false;
+	}
+	if (d->endpoint != NULL && d->endpoint->n_allowed_ips > 0) {
+		c->allowed = calloc(d->endpoint->n_allowed_ips, sizeof(*c->allowed));
+		if (c->allowed == NULL)
+			return false;
+		memcpy(c->allowed, d->endpoint->allowed_ips,
+		       d->endpoint->n_allowed_ips * sizeof(*c->allowed));
+		c->n_allowed = d->endpoint->n_allowed_ips;
+	}
+	return true;
+}
+
+static void deny_policy(struct conn *c, const struct policy_decision *d)
+{
+	char detail[768];
+	if (c->is_connect) {
+		snprintf(detail, sizeof(detail), "CONNECT %s not permitted by policy", c->hostport);
+	} else {
+		const char *q = memchr(c->target.path, '?', c->target.path_len);
+		size_t plen = q ? (size_t)(q - c->target.path) : c->target.path_len;
+		snprintf(detail, sizeof(detail), "%s %s%s%.*s not permitted by policy", c->method,
+			 c->hostport, plen > 0 ? "" : "/", (int)(plen > 256 ? 256 : plen),
+			 c->target.path);
+	}
+	const char *reason = d->reason[0] ? d->reason : "network connections not allowed by policy";
+	px_log(c->px, PROXY_LOG_INFO, "proxy: %s: %s", detail, reason);
+	audit(c, false, "opa", reason, NULL);
+	struct denial_info di = {
+		.detail = detail,
+		.reason = reason,
+		.host = c->target.host,
+		.port = c->target.port,
+		.rule_name = c->rule_name,
+	};
+	size_t len = 0;
+	char *resp = response_policy_denied(&di, &len);
+	respond(c, resp, len);
+}
+
+static void decide(struct conn *c)
+{
+	struct policy_decision d;
+	memset(&d, 0, sizeof(d));
+	const struct policy *pol = c->px->policy;
+	if (pol == NULL)
+		snprintf(d.reason, sizeof(d.reason), "no policy loaded");
+	else /* Binaries are not matched yet: endpoint-only decisions. */
+		policy_decide(pol, c->target.host, c->target.port, NULL, false, &d);
+	if (!snapshot_decision(c, &d)) {
+		conn_close(c);
+		return;
+	}
+	if (!d.allowed) {
+		deny_policy(c, &d);
+		return;
+	}
+	resolve(c);
+}
+
+/* ---- request head ---- */
+
+static void copy_method(struct conn *c, struct http_slice m)
+{
+	size_t n = m.len < sizeof(c->method) - 1 ? m.len : sizeof(c->method) - 1;
+	memcpy(c->method, m.p, n);
+	c->method[n] = '\0';
+}
+
+static bool prepare_forward(struct conn *c, const struct http_head *h)
+{
+	switch (target_parse_absolute(h->target.p, h->target.len, &c->target)) {
+	case TARGET_OK:
+		break;
+	case TARGET_HTTPS:
+		respond_static(c, RESPONSE_400_HTTPS);
+		return false;
+	case TARGET_BAD_SCHEME:
+		respond_error(c, 400, "unsupported_proxy_scheme", "Forward proxy requests must use http");
+		return false;
+	default:
+		px_log(c->px, PROXY_LOG_INFO, "proxy: client %s:%u: invalid forward request-target",
+		       c->src_ip, (unsigned)c->src_port);
+		respond_static(c, RESPONSE_400_BARE);
+		return false;
+	}
+	target_format_hostport(&c->target, c->hostport, sizeof(c->hostport));
+	size_t extra = c->head_fill - h->head_len;
+	c->early_off = h->head_len;
+	if (h->chunked) {
+		/* Relayed as is; the validator finds where the body ends. */
+		c->body_chunked = true;
+		chunked_init(&c->chunk);
+		ssize_t r = chunked_feed(&c->chunk, c->head + h->head_len, extra);
+		if (r < 0) {
+			px_log(c->px, PROXY_LOG_INFO, "proxy: %s %s: invalid chunked body: %s",
+			       c->method, c->hostport, c->chunk.error);
+			respond_static(c, RESPONSE_400_BARE);
+			return false;
+		}
+		c->early_len = (size_t)r;
+		c->body_remaining = chunked_done(&c->chunk) ? 0 : UNLIMITED;
+	} else {
+		uint64_t body = h->has_content_length ? h->content_length : 0;
+		c->early_len = body < extra ? (size_t)body : extra; /* drop pipelined bytes */
+		c->body_remaining = body - c->early_len;
+	}
+	c->upstream_head = forward_build_head(h, &c->target, &c->upstream_head_len);
+	if (c->upstream_head == NULL) {
+		conn_close(c);
+		return false;
+	}
+	return true;
+}
+
+static void process_head(struct conn *c, const struct http_head *h)
+{
+	copy_method(c, h->method);
+	c->is_connect = h->method.len == 7 && memcmp(h->method.p, "CONNECT", 7) == 0;
+	if (c->is_connect) {
+		if (target_parse_connect(h->target.p, h->target.len, &c->target) != TARGET_OK) {
+			px_log(c->px, PROXY_LOG_INFO, "proxy: client %s:%u: invalid CONNECT authority",
+			       c->src_ip, (unsigned)c->src_port);
+			respond_static(c, RESPONSE_400_BARE);
+			return;
+		}
+		target_format_hostport(&c->target, c->hostport, sizeof(c->hostport));
+		c->early_off = h->head_len; /* bytes sent ahead of the 200 are kept */
+		c->early_len = c->head_fill - h->head_len;
+	} else if (!prepare_forward(c, h)) {
+		return;
+	}
+	decide(c);
+}
+
+static void head_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct conn *c = h->data;
+	*buf = uv_buf_init(c->head + c->head_fill, (unsigned)(sizeof(c->head) - c->head_fill));
+}
+
+static void on_head_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct conn *c = s->data;
+	if (n == 0 || c->closing)
+		return;
+	if (n < 0) { /* EOF or error before a full head: close silently */
+		conn_close(c);
+		return;
+	}
+	c->head_fill += (size_t)n;
+	/* The parsed view is large (fixed header array): keep it off the stack. */
+	struct http_head *h = malloc(sizeof(*h));
+	if (h == NULL) {
+		conn_close(c);
+		return;
+	}
+	const char *why = NULL;
+	enum http_head_result r = http_head_parse(c->head, c->head_fill, h, &why);
+	if (r == HTTP_HEAD_INCOMPLETE && c->head_fill < sizeof(c->head)) {
+		free(h);
+		return;
+	}
+	uv_read_stop(s);
+	uv_timer_stop(&c->timer);
+	switch (r) {
+	case HTTP_HEAD_OK:
+		process_head(c, h);
+		break;
+	case HTTP_HEAD_INCOMPLETE:
+	case HTTP_HEAD_TOO_MANY:
+		px_log(c->px, PROXY_LOG_INFO, "proxy: client %s:%u: request head too large",
+		       c->src_ip, (unsigned)c->src_port);
+		respond_static(c, RESPONSE_431_BARE);
+		break;
+	case HTTP_HEAD_BAD:
+		px_log(c->px, PROXY_LOG_INFO, "proxy: client %s:%u: bad request head: %s", c->src_ip,
+		       (unsigned)c->src_port, why ? why : "?");
+		respond_static(c, RESPONSE_400_BARE);
+		break;
+	}
+	free(h);
+}
+
+/* ---- accept ---- */
+
+static void set_peer(struct conn *c, const struct sockaddr_storage *peer)
+{
+	if (peer->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)peer;
+		inet_ntop(AF_INET, &s4->sin_addr, c->src_ip, sizeof(c->src_ip));
+		c->src_port = ntohs(s4->sin_port);
+	} else if (peer->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)peer;
+		inet_ntop(AF_INET6, &s6->sin6_addr, c->src_ip, sizeof(c->src_ip));
+		c->src_port = ntohs(s6->sin6_port);
+	}
+}
+
+void conn_accepted(struct proxy *px, int fd, const struct sockaddr_storage *peer)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		close(fd);
+		proxy_conn_freed(px);
+		return;
+	}
+	c->px = px;
+	c->phase = PH_HEAD;
+	set_peer(c, peer);
+	snprintf(c->hostport, sizeof(c->hostport), "-");
+	snprintf(c->method, sizeof(c->method), "-");
+	c->next = px->conns;
+	if (px->conns != NULL)
+		px->conns->prev = c;
+	px->conns = c;
+
+	int rc = uv_tcp_init(px->loop, &c->client);
+	if (rc < 0) {
+		close(fd);
+		conn_maybe_free(c);
+		return;
+	}
+	c->client.data = c;
+	c->client_open = true;
+	c->open_handles++;
+	rc = uv_tcp_open(&c->client, fd);
+	if (rc < 0) {
+		close(fd); /* not owned by the handle when open failed */
+		conn_close(c);
+		return;
+	}
+	rc = uv_timer_init(px->loop, &c->timer);
+	if (rc == 0) {
+		c->timer.data = c;
+		c->timer_open = true;
+		c->open_handles++;
+		if (uv_tcp_nodelay(&c->client, 1) < 0)
+			px_log(px, PROXY_LOG_DEBUG, "proxy: TCP_NODELAY failed on a client socket");
+		rc = uv_timer_start(&c->timer, on_phase_timeout, PROXY_HEAD_TIMEOUT_MS, 0);
+	}
+	if (rc == 0)
+		rc = uv_read_start((uv_stream_t *)&c->client, head_alloc, on_head_read);
+	if (rc < 0) {
+		px_log(px, PROXY_LOG_WARN, "proxy: cannot start a connection: %s", uv_strerror(rc));
+		conn_close(c);
+	}
+}

@@ -1,0 +1,151 @@
+/* target.c - CONNECT authority and absolute-form URI parsing. See target.h. */
+#include "proxy/target.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+static bool is_name_byte(unsigned char ch)
+{
+	return isalnum(ch) || ch == '-' || ch == '.' || ch == '_';
+}
+
+/* Digits only, 1..65535. */
+static bool parse_port(const char *p, size_t len, uint16_t *out)
+{
+	unsigned long v = 0;
+	if (len == 0 || len > 5)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+		v = v * 10 + (unsigned long)(p[i] - '0');
+	}
+	if (v == 0 || v > 65535)
+		return false;
+	*out = (uint16_t)v;
+	return true;
+}
+
+/* Store a host (already split from the port); bracketed = it was inside [ ]. */
+static bool set_host(struct proxy_target *t, const char *p, size_t len, bool bracketed)
+{
+	if (len == 0 || len > TARGET_MAX_HOST)
+		return false;
+	char tmp[TARGET_MAX_HOST + 1];
+	memcpy(tmp, p, len);
+	tmp[len] = '\0';
+	if (bracketed) {
+		if (inet_pton(AF_INET6, tmp, t->addr) != 1)
+			return false;
+		t->is_ip = true;
+		t->family = AF_INET6;
+		/* canonical text form */
+		return inet_ntop(AF_INET6, t->addr, t->host, sizeof(t->host)) != NULL;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if (!is_name_byte((unsigned char)tmp[i]))
+			return false;
+		tmp[i] = (char)tolower((unsigned char)tmp[i]);
+	}
+	memcpy(t->host, tmp, len + 1);
+	if (inet_pton(AF_INET, tmp, t->addr) == 1) {
+		t->is_ip = true;
+		t->family = AF_INET;
+	}
+	return true;
+}
+
+/* authority = host [":" port] | "[" v6 "]" [":" port]. */
+static bool parse_authority(const char *p, size_t len, struct proxy_target *t, bool need_port,
+			    uint16_t default_port)
+{
+	const char *host, *port = NULL;
+	size_t hlen, plen = 0;
+	bool bracketed = false;
+	if (len > 0 && p[0] == '[') {
+		const char *rb = memchr(p, ']', len);
+		if (rb == NULL)
+			return false;
+		host = p + 1;
+		hlen = (size_t)(rb - host);
+		bracketed = true;
+		size_t rest = len - (size_t)(rb + 1 - p);
+		if (rest > 0) {
+			if (rb[1] != ':')
+				return false;
+			port = rb + 2;
+			plen = rest - 1;
+		}
+	} else {
+		const char *colon = memchr(p, ':', len);
+		host = p;
+		hlen = colon ? (size_t)(colon - p) : len;
+		if (colon) {
+			port = colon + 1;
+			plen = len - hlen - 1;
+		}
+	}
+	if (port == NULL) {
+		if (need_port)
+			return false;
+		t->port = default_port;
+	} else if (!parse_port(port, plen, &t->port)) {
+		return false;
+	}
+	return set_host(t, host, hlen, bracketed);
+}
+
+enum target_result target_parse_connect(const char *p, size_t len, struct proxy_target *t)
+{
+	memset(t, 0, sizeof(*t));
+	return parse_authority(p, len, t, true, 0) ? TARGET_OK : TARGET_BAD;
+}
+
+enum target_result target_parse_absolute(const char *p, size_t len, struct proxy_target *t)
+{
+	memset(t, 0, sizeof(*t));
+	size_t i = 0;
+	while (i < len && (isalnum((unsigned char)p[i]) || p[i] == '+' || p[i] == '-' || p[i] == '.'))
+		i++;
+	if (i == 0 || !isalpha((unsigned char)p[0]) || len - i < 3 || memcmp(p + i, "://", 3) != 0)
+		return TARGET_BAD; /* origin-form, authority-form, or garbage */
+	size_t scheme_len = i;
+	if (memchr(p, '#', len) != NULL)
+		return TARGET_BAD;
+	if (!(scheme_len == 4 && strncasecmp(p, "http", 4) == 0)) {
+		if (scheme_len == 5 && strncasecmp(p, "https", 5) == 0)
+			return TARGET_HTTPS;
+		return TARGET_BAD_SCHEME;
+	}
+	const char *auth = p + i + 3;
+	const char *end = p + len;
+	const char *a = auth;
+	while (a < end && *a != '/' && *a != '?')
+		a++;
+	if (memchr(auth, '@', (size_t)(a - auth)) != NULL)
+		return TARGET_BAD; /* userinfo is not accepted */
+	if (!parse_authority(auth, (size_t)(a - auth), t, false, 80))
+		return TARGET_BAD;
+	t->path = a;
+	t->path_len = (size_t)(end - a);
+	return TARGET_OK;
+}
+
+void target_format_hostport(const struct proxy_target *t, char *buf, size_t len)
+{
+	bool v6 = t->is_ip && t->family == AF_INET6;
+	snprintf(buf, len, "%s%s%s:%u", v6 ? "[" : "", t->host, v6 ? "]" : "", (unsigned)t->port);
+}
+
+void target_format_host_header(const struct proxy_target *t, char *buf, size_t len)
+{
+	bool v6 = t->is_ip && t->family == AF_INET6;
+	if (t->port == 80)
+		snprintf(buf, len, "%s%s%s", v6 ? "[" : "", t->host, v6 ? "]" : "");
+	else
+		target_format_hostport(t, buf, len);
+}

@@ -1,0 +1,907 @@
+/* test_proxy_loop.c - end-to-end proxy behaviour on 127.0.0.1.
+ *
+ * The proxy runs on a uv loop in a second thread; the test thread is the
+ * client, with blocking sockets. Upstreams are small blocking servers in
+ * their own threads. Loopback destinations are always blocked by the SSRF
+ * guard, so the main proxy instance sets the test-only
+ * `test_allow_loopback_upstream`; a second instance without it checks that
+ * loopback is refused.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include "policy/policy.h"
+#include "proxy/proxy.h"
+
+#define IO_TIMEOUT_S 15
+
+/* ---- upstream servers (blocking, one connection at a time) ---- */
+
+enum upstream_mode { UP_ECHO, UP_HTTP };
+
+struct upstream {
+	enum upstream_mode mode;
+	int fd;
+	uint16_t port;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	char last[65536];   /* bytes received on the last HTTP connection */
+	size_t last_len;
+	int n_accepted;
+};
+
+static int listen_loopback(uint16_t *port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t len = sizeof(sa);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 16), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+static void set_timeouts(int fd, int seconds)
+{
+	struct timeval tv = { .tv_sec = seconds };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+static bool send_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n > 0) {
+		ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
+		if (w <= 0)
+			return false;
+		c += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+static void serve_echo(int fd)
+{
+	char buf[16384];
+	for (;;) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		if (n <= 0)
+			break;
+		if (!send_all(fd, buf, (size_t)n))
+			break;
+	}
+	shutdown(fd, SHUT_WR);
+}
+
+/* Read one request (head + Content-Length body), then keep reading for a
+ * short while so anything forwarded after it is recorded too. */
+static void serve_http(struct upstream *u, int fd)
+{
+	char buf[65536];
+	size_t len = 0;
+	set_timeouts(fd, 1);
+	for (;;) {
+		ssize_t n = recv(fd, buf + len, sizeof(buf) - len, 0);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		const char *end = memmem(buf, len, "\r\n\r\n", 4);
+		if (end == NULL)
+			continue;
+		size_t body = 0;
+		size_t head = (size_t)(end - buf) + 4;
+		const char *cl = memmem(buf, head, "Content-Length: ", 16);
+		if (cl != NULL)
+			body = strtoul(cl + 16, NULL, 10);
+		bool chunked = memmem(buf, head, "Transfer-Encoding: chunked", 26) != NULL;
+		bool complete = chunked ? memmem(buf + head, len - head, "0\r\n\r\n", 5) != NULL
+					: len >= head + body;
+		if (complete) {
+			struct pollfd p = { .fd = fd, .events = POLLIN };
+			if (poll(&p, 1, 200) > 0) {
+				n = recv(fd, buf + len, sizeof(buf) - len, 0);
+				if (n > 0)
+					len += (size_t)n;
+			}
+			break;
+		}
+	}
+	pthread_mutex_lock(&u->mu);
+	memcpy(u->last, buf, len);
+	u->last_len = len;
+	pthread_mutex_unlock(&u->mu);
+	static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+	send_all(fd, resp, sizeof(resp) - 1);
+}
+
+static void *upstream_main(void *arg)
+{
+	struct upstream *u = arg;
+	for (;;) {
+		int fd = accept(u->fd, NULL, NULL);
+		if (fd < 0)
+			break; /* listener shut down */
+		pthread_mutex_lock(&u->mu);
+		u->n_accepted++;
+		pthread_mutex_unlock(&u->mu);
+		set_timeouts(fd, IO_TIMEOUT_S);
+		if (u->mode == UP_ECHO)
+			serve_echo(fd);
+		else
+			serve_http(u, fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+static void upstream_start(struct upstream *u, enum upstream_mode mode)
+{
+	memset(u, 0, sizeof(*u));
+	u->mode = mode;
+	pthread_mutex_init(&u->mu, NULL);
+	u->fd = listen_loopback(&u->port);
+	assert_int_equal(pthread_create(&u->thread, NULL, upstream_main, u), 0);
+}
+
+static void upstream_stop(struct upstream *u)
+{
+	shutdown(u->fd, SHUT_RDWR);
+	pthread_join(u->thread, NULL);
+	close(u->fd);
+	pthread_mutex_destroy(&u->mu);
+}
+
+/* ---- proxy on a loop thread ---- */
+
+struct world {
+	uv_loop_t loop;
+	uv_async_t stop_async;
+	uv_async_t call_async;   /* run call_fn(call_arg) on the loop thread */
+	void (*call_fn)(struct world *w, void *arg);
+	void *call_arg;
+	uv_sem_t call_done;
+	pthread_t thread;
+	struct proxy *px;        /* test_allow_loopback_upstream = true */
+	struct proxy *px_strict; /* production settings */
+	uint16_t port, strict_port;
+	struct policy *policy;
+	struct upstream echo, http;
+	uint16_t closed_port;    /* nothing listens here */
+	pthread_mutex_t mu;
+	char audit[1 << 16];
+	size_t audit_len;
+	int stopped;
+	int open_fds[4];         /* client sockets left open across proxy_stop */
+	size_t n_open_fds;
+};
+
+static void on_audit(void *ud, const char *line)
+{
+	struct world *w = ud;
+	pthread_mutex_lock(&w->mu);
+	size_t n = strlen(line);
+	if (w->audit_len + n + 2 < sizeof(w->audit)) {
+		memcpy(w->audit + w->audit_len, line, n);
+		w->audit_len += n;
+		w->audit[w->audit_len++] = '\n';
+		w->audit[w->audit_len] = '\0';
+	}
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void on_log(void *ud, int level, const char *msg)
+{
+	if (getenv("PROXY_TEST_VERBOSE") != NULL)
+		fprintf(stderr, "[proxy %d] %s\n", level, msg);
+}
+
+static void on_proxy_done(void *arg)
+{
+	struct world *w = arg;
+	w->stopped++;
+}
+
+static void on_stop_async(uv_async_t *a)
+{
+	struct world *w = a->data;
+	proxy_stop(w->px, on_proxy_done, w);
+	proxy_stop(w->px_strict, on_proxy_done, w);
+	uv_close((uv_handle_t *)a, NULL);
+	uv_close((uv_handle_t *)&w->call_async, NULL);
+}
+
+static void on_call_async(uv_async_t *a)
+{
+	struct world *w = a->data;
+	w->call_fn(w, w->call_arg);
+	uv_sem_post(&w->call_done);
+}
+
+/* Run fn on the loop thread and wait for it (proxy calls are not thread-safe). */
+static void run_on_loop(struct world *w, void (*fn)(struct world *, void *), void *arg)
+{
+	w->call_fn = fn;
+	w->call_arg = arg;
+	assert_int_equal(uv_async_send(&w->call_async), 0);
+	uv_sem_wait(&w->call_done);
+}
+
+static void *loop_main(void *arg)
+{
+	struct world *w = arg;
+	uv_run(&w->loop, UV_RUN_DEFAULT);
+	return NULL;
+}
+
+static uint16_t unused_port(void)
+{
+	uint16_t port;
+	int fd = listen_loopback(&port);
+	close(fd);
+	return port;
+}
+
+static struct policy *make_policy(const struct world *w)
+{
+	char yaml[2048];
+	snprintf(yaml, sizeof(yaml),
+		 "version: 1\n"
+		 "network_policies:\n"
+		 "  loop:\n"
+		 "    name: loop-test\n"
+		 "    endpoints:\n"
+		 "      - { host: 127.0.0.1, port: %u }\n"
+		 "      - { host: 127.0.0.1, port: %u }\n"
+		 "      - { host: 127.0.0.1, port: %u }\n"
+		 "      - { host: 10.0.0.1, port: 443 }\n"
+		 "      - { host: nonexistent.invalid, port: 443 }\n"
+		 "    binaries:\n"
+		 "      - { path: /usr/bin/curl }\n",
+		 (unsigned)w->echo.port, (unsigned)w->http.port, (unsigned)w->closed_port);
+	struct policy_errors errs = { 0 };
+	struct policy *p = policy_load_buffer(yaml, strlen(yaml), "<test>", &errs);
+	if (p == NULL) {
+		for (size_t i = 0; i < errs.n; i++)
+			fprintf(stderr, "%s\n", errs.msgs[i]);
+		policy_errors_free(&errs);
+	}
+	return p;
+}
+
+static int setup(void **state)
+{
+	struct world *w = calloc(1, sizeof(*w));
+	assert_non_null(w);
+	pthread_mutex_init(&w->mu, NULL);
+	upstream_start(&w->echo, UP_ECHO);
+	upstream_start(&w->http, UP_HTTP);
+	w->closed_port = unused_port();
+	w->policy = make_policy(w);
+	assert_non_null(w->policy);
+	assert_int_equal(uv_loop_init(&w->loop), 0);
+	struct proxy_config cfg = {
+		.listen_ip = "127.0.0.1",
+		.listen_port = 0,
+		.hooks = { .audit = on_audit, .log = on_log, .ud = w },
+		.test_allow_loopback_upstream = true,
+	};
+	char err[256];
+	w->px = proxy_start(&w->loop, &cfg, w->policy, err, sizeof(err));
+	assert_non_null(w->px);
+	w->port = proxy_listen_port(w->px);
+	cfg.test_allow_loopback_upstream = false;
+	w->px_strict = proxy_start(&w->loop, &cfg, w->policy, err, sizeof(err));
+	assert_non_null(w->px_strict);
+	w->strict_port = proxy_listen_port(w->px_strict);
+	assert_int_equal(uv_async_init(&w->loop, &w->stop_async, on_stop_async), 0);
+	w->stop_async.data = w;
+	assert_int_equal(uv_async_init(&w->loop, &w->call_async, on_call_async), 0);
+	w->call_async.data = w;
+	assert_int_equal(uv_sem_init(&w->call_done, 0), 0);
+	assert_int_equal(pthread_create(&w->thread, NULL, loop_main, w), 0);
+	*state = w;
+	return 0;
+}
+
+static char *read_all(int fd, size_t *out_len);
+
+static int teardown(void **state)
+{
+	struct world *w = *state;
+	uv_async_send(&w->stop_async);
+	pthread_join(w->thread, NULL);
+	assert_int_equal(w->stopped, 2);
+	assert_int_equal(uv_loop_close(&w->loop), 0); /* every handle closed */
+	for (size_t i = 0; i < w->n_open_fds; i++) {
+		char *rest = read_all(w->open_fds[i], NULL); /* proxy_stop closed them */
+		free(rest);
+		close(w->open_fds[i]);
+	}
+	upstream_stop(&w->echo);
+	upstream_stop(&w->http);
+	policy_free(w->policy);
+	uv_sem_destroy(&w->call_done);
+	pthread_mutex_destroy(&w->mu);
+	free(w);
+	return 0;
+}
+
+/* ---- client helpers ---- */
+
+static int dial(uint16_t port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	set_timeouts(fd, IO_TIMEOUT_S);
+	return fd;
+}
+
+/* Read until EOF (or error / timeout); returns a NUL-terminated malloc'd buffer. */
+static char *read_all(int fd, size_t *out_len)
+{
+	size_t cap = 1 << 16, len = 0;
+	char *buf = malloc(cap + 1);
+	assert_non_null(buf);
+	for (;;) {
+		if (len == cap) {
+			cap *= 2;
+			buf = realloc(buf, cap + 1);
+			assert_non_null(buf);
+		}
+		ssize_t n = recv(fd, buf + len, cap - len, 0);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	if (out_len)
+		*out_len = len;
+	return buf;
+}
+
+static size_t read_exact(int fd, char *buf, size_t n)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = recv(fd, buf + got, n - got, 0);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	return got;
+}
+
+/* Send a request, read the whole response until the proxy closes. */
+static char *exchange(uint16_t port, const char *req, size_t req_len)
+{
+	int fd = dial(port);
+	assert_true(send_all(fd, req, req_len));
+	char *resp = read_all(fd, NULL);
+	close(fd);
+	return resp;
+}
+
+static char *exchange_str(uint16_t port, const char *req)
+{
+	return exchange(port, req, strlen(req));
+}
+
+static bool audit_has(struct world *w, const char *needle)
+{
+	pthread_mutex_lock(&w->mu);
+	bool found = strstr(w->audit, needle) != NULL;
+	pthread_mutex_unlock(&w->mu);
+	return found;
+}
+
+#define assert_starts_with(s, prefix) \
+	do { \
+		if (strncmp((s), (prefix), strlen(prefix)) != 0) \
+			fail_msg("expected prefix %s, got: %.200s", (prefix), (s)); \
+	} while (0)
+#define assert_contains(s, needle) \
+	do { \
+		if (strstr((s), (needle)) == NULL) \
+			fail_msg("expected %s in: %.600s", (needle), (s)); \
+	} while (0)
+
+/* ---- tests ---- */
+
+static void test_connect_relay_with_early_data(void **state)
+{
+	struct world *w = *state;
+	int fd = dial(w->port);
+	char req[256];
+	int n = snprintf(req, sizeof(req),
+			 "CONNECT 127.0.0.1:%u HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\nhello",
+			 (unsigned)w->echo.port, (unsigned)w->echo.port);
+	assert_true(send_all(fd, req, (size_t)n));
+	static const char ok[] = "HTTP/1.1 200 Connection Established\r\n\r\n";
+	char buf[256];
+	assert_int_equal(read_exact(fd, buf, sizeof(ok) - 1 + 5), sizeof(ok) - 1 + 5);
+	assert_memory_equal(buf, ok, sizeof(ok) - 1);
+	assert_memory_equal(buf + sizeof(ok) - 1, "hello", 5); /* early bytes kept */
+	assert_true(send_all(fd, "world", 5));
+	assert_int_equal(read_exact(fd, buf, 5), 5);
+	assert_memory_equal(buf, "world", 5);
+	/* Half-close: our EOF reaches the echo server, which closes; we get EOF. */
+	shutdown(fd, SHUT_WR);
+	char *rest = read_all(fd, NULL);
+	assert_string_equal(rest, "");
+	free(rest);
+	close(fd);
+	assert_true(audit_has(w, "\"action\":\"allow\""));
+	assert_true(audit_has(w, "\"class_uid\":4001"));
+}
+
+struct bulk_writer {
+	int fd;
+	size_t total;
+};
+
+static unsigned char bulk_byte(size_t i)
+{
+	return (unsigned char)((i * 2654435761u) >> 13);
+}
+
+static void *bulk_write(void *arg)
+{
+	struct bulk_writer *b = arg;
+	unsigned char buf[32768];
+	for (size_t off = 0; off < b->total;) {
+		size_t n = b->total - off < sizeof(buf) ? b->total - off : sizeof(buf);
+		for (size_t i = 0; i < n; i++)
+			buf[i] = bulk_byte(off + i);
+		if (!send_all(b->fd, buf, n))
+			break;
+		off += n;
+	}
+	shutdown(b->fd, SHUT_WR);
+	return NULL;
+}
+
+static void test_connect_bulk_integrity(void **state)
+{
+	struct world *w = *state;
+	int fd = dial(w->port);
+	char req[128];
+	int n = snprintf(req, sizeof(req), "CONNECT 127.0.0.1:%u HTTP/1.1\r\n\r\n",
+			 (unsigned)w->echo.port);
+	assert_true(send_all(fd, req, (size_t)n));
+	static const char ok[] = "HTTP/1.1 200 Connection Established\r\n\r\n";
+	char hdr[sizeof(ok)];
+	assert_int_equal(read_exact(fd, hdr, sizeof(ok) - 1), sizeof(ok) - 1);
+	struct bulk_writer b = { .fd = fd, .total = 8u << 20 };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, bulk_write, &b), 0);
+	size_t len = 0;
+	char *data = read_all(fd, &len);
+	pthread_join(t, NULL);
+	assert_int_equal(len, b.total);
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)data[i] != bulk_byte(i))
+			fail_msg("byte %zu differs", i);
+	free(data);
+	close(fd);
+}
+
+static void test_connect_policy_denied(void **state)
+{
+	struct world *w = *state;
+	char *r = exchange_str(w->port, "CONNECT Denied.Example.com:443 HTTP/1.1\r\n\r\n");
+	assert_starts_with(r, "HTTP/1.1 403 Forbidden\r\n");
+	assert_contains(r, "Content-Type: application/json\r\n");
+	assert_contains(r, "Connection: close\r\n");
+	assert_contains(r, "\"error\":\"policy_denied\"");
+	assert_contains(r, "\"detail\":\"CONNECT denied.example.com:443 not permitted by policy\"");
+	assert_contains(r, "\"reason\":\"endpoint denied.example.com:443 is not allowed by any policy\"");
+	assert_contains(r, "\"host\":\"denied.example.com\"");
+	assert_contains(r, "\"port\":443");
+	assert_contains(r, "\"suggested_rule\":\"- host: denied.example.com\\n  port: 443\\n\"");
+	/* Content-Length matches the body. */
+	const char *cl = strstr(r, "Content-Length: ");
+	const char *body = strstr(r, "\r\n\r\n");
+	assert_non_null(cl);
+	assert_non_null(body);
+	assert_int_equal(strtoul(cl + 16, NULL, 10), strlen(body + 4));
+	free(r);
+	assert_true(audit_has(w, "\"hostname\":\"denied.example.com\""));
+	assert_true(audit_has(w, "\"disposition\":\"Blocked\""));
+}
+
+static void test_ssrf_loopback_refused_without_test_flag(void **state)
+{
+	struct world *w = *state;
+	char req[128];
+	snprintf(req, sizeof(req), "CONNECT 127.0.0.1:%u HTTP/1.1\r\n\r\n", (unsigned)w->echo.port);
+	pthread_mutex_lock(&w->echo.mu);
+	int before = w->echo.n_accepted;
+	pthread_mutex_unlock(&w->echo.mu);
+	char *r = exchange_str(w->strict_port, req);
+	assert_starts_with(r, "HTTP/1.1 403 Forbidden\r\n");
+	assert_contains(r, "\"error\":\"ssrf_denied\"");
+	assert_contains(r, "127.0.0.1");
+	assert_contains(r, "always blocked");
+	free(r);
+	pthread_mutex_lock(&w->echo.mu);
+	int after = w->echo.n_accepted;
+	pthread_mutex_unlock(&w->echo.mu);
+	assert_int_equal(before, after); /* never dialed */
+}
+
+static void test_ssrf_internal_refused(void **state)
+{
+	struct world *w = *state;
+	char *r = exchange_str(w->port, "CONNECT 10.0.0.1:443 HTTP/1.1\r\n\r\n");
+	assert_starts_with(r, "HTTP/1.1 403 Forbidden\r\n");
+	assert_contains(r, "\"error\":\"ssrf_denied\"");
+	assert_contains(r, "CONNECT 10.0.0.1:443 blocked: address 10.0.0.1 is internal");
+	free(r);
+	assert_true(audit_has(w, "\"type\":\"ssrf\""));
+}
+
+static void test_forward_rewrite_and_pipelining(void **state)
+{
+	struct world *w = *state;
+	char req[1024];
+	int n = snprintf(req, sizeof(req),
+			 "POST http://127.0.0.1:%u/p/a?q=1 HTTP/1.1\r\n"
+			 "Host: wrong.example\r\n"
+			 "Proxy-Connection: keep-alive\r\n"
+			 "Proxy-Authorization: Basic Zm9vOmJhcg==\r\n"
+			 "Connection: keep-alive, X-Hop\r\n"
+			 "X-Hop: secret\r\n"
+			 "X-Keep: yes\r\n"
+			 "Content-Length: 4\r\n"
+			 "\r\n"
+			 "bodyGET http://127.0.0.1:%u/blocked HTTP/1.1\r\n\r\n",
+			 (unsigned)w->http.port, (unsigned)w->http.port);
+	char *r = exchange(w->port, req, (size_t)n);
+	assert_starts_with(r, "HTTP/1.1 200 OK\r\n");
+	assert_contains(r, "\r\n\r\nok");
+	free(r);
+	pthread_mutex_lock(&w->http.mu);
+	char got[65536 + 1];
+	memcpy(got, w->http.last, w->http.last_len);
+	got[w->http.last_len] = '\0';
+	pthread_mutex_unlock(&w->http.mu);
+	assert_starts_with(got, "POST /p/a?q=1 HTTP/1.1\r\n");
+	char host[64];
+	snprintf(host, sizeof(host), "\r\nHost: 127.0.0.1:%u\r\n", (unsigned)w->http.port);
+	assert_contains(got, host);
+	assert_contains(got, "\r\nConnection: close\r\n");
+	assert_contains(got, "\r\nVia: 1.1 openshell-sandbox\r\n");
+	assert_contains(got, "\r\nX-Keep: yes\r\n");
+	assert_null(strstr(got, "wrong.example"));
+	assert_null(strstr(got, "Proxy-"));
+	assert_null(strstr(got, "X-Hop"));
+	assert_null(strstr(got, "keep-alive"));
+	assert_null(strstr(got, "blocked"));
+	size_t len = strlen(got);
+	assert_true(len > 8);
+	assert_string_equal(got + len - 8, "\r\n\r\nbody");
+}
+
+static void test_forward_body_split_across_reads(void **state)
+{
+	struct world *w = *state;
+	int fd = dial(w->port);
+	char req[512];
+	int n = snprintf(req, sizeof(req),
+			 "PUT http://127.0.0.1:%u/up HTTP/1.1\r\nContent-Length: 10\r\n\r\n01234",
+			 (unsigned)w->http.port);
+	assert_true(send_all(fd, req, (size_t)n));
+	usleep(100 * 1000);
+	assert_true(send_all(fd, "56789EXTRA", 10));
+	char *r = read_all(fd, NULL);
+	close(fd);
+	assert_starts_with(r, "HTTP/1.1 200 OK\r\n");
+	free(r);
+	pthread_mutex_lock(&w->http.mu);
+	char got[65536 + 1];
+	memcpy(got, w->http.last, w->http.last_len);
+	got[w->http.last_len] = '\0';
+	pthread_mutex_unlock(&w->http.mu);
+	size_t len = strlen(got);
+	assert_true(len > 14);
+	assert_string_equal(got + len - 14, "\r\n\r\n0123456789");
+}
+
+static void last_upstream_request(struct world *w, char *got, size_t cap)
+{
+	pthread_mutex_lock(&w->http.mu);
+	size_t n = w->http.last_len < cap - 1 ? w->http.last_len : cap - 1;
+	memcpy(got, w->http.last, n);
+	got[n] = '\0';
+	pthread_mutex_unlock(&w->http.mu);
+}
+
+static void test_forward_chunked_body(void **state)
+{
+	struct world *w = *state;
+	int fd = dial(w->port);
+	char req[512];
+	int n = snprintf(req, sizeof(req),
+			 "POST http://127.0.0.1:%u/c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+			 "4\r\nbo",
+			 (unsigned)w->http.port);
+	assert_true(send_all(fd, req, (size_t)n));
+	usleep(100 * 1000);
+	static const char rest[] = "dy\r\n3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\n"
+				   "GET http://127.0.0.1/blocked HTTP/1.1\r\n\r\n";
+	assert_true(send_all(fd, rest, sizeof(rest) - 1));
+	char *r = read_all(fd, NULL);
+	close(fd);
+	assert_starts_with(r, "HTTP/1.1 200 OK\r\n");
+	free(r);
+	char got[65536];
+	last_upstream_request(w, got, sizeof(got));
+	assert_contains(got, "\r\nTransfer-Encoding: chunked\r\n");
+	assert_null(strstr(got, "blocked"));
+	size_t len = strlen(got);
+	static const char body[] = "\r\n\r\n4\r\nbody\r\n3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\n";
+	assert_true(len > sizeof(body) - 1);
+	assert_string_equal(got + len - (sizeof(body) - 1), body);
+}
+
+static void test_forward_chunked_invalid_midstream(void **state)
+{
+	struct world *w = *state;
+	int fd = dial(w->port);
+	char req[512];
+	int n = snprintf(req, sizeof(req),
+			 "POST http://127.0.0.1:%u/c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+			 "4\r\nbody\r\n",
+			 (unsigned)w->http.port);
+	assert_true(send_all(fd, req, (size_t)n));
+	usleep(100 * 1000);
+	static const char bad[] = "4\nbody\r\n0\r\n\r\n"; /* bare LF */
+	assert_true(send_all(fd, bad, sizeof(bad) - 1));
+	char *r = read_all(fd, NULL);
+	close(fd);
+	assert_string_equal(r, ""); /* connection closed, nothing relayed back */
+	free(r);
+}
+
+static void test_forward_errors(void **state)
+{
+	struct world *w = *state;
+	char *r = exchange_str(w->port, "GET https://target.example/private HTTP/1.1\r\n\r\n");
+	assert_string_equal(r, "HTTP/1.1 400 Bad Request\r\nContent-Length: 27\r\n\r\n"
+			       "Use CONNECT for HTTPS URLs");
+	free(r);
+	r = exchange_str(w->port, "GET ftp://api.example.com/x HTTP/1.1\r\n\r\n");
+	assert_starts_with(r, "HTTP/1.1 400 Bad Request\r\n");
+	assert_contains(r, "unsupported_proxy_scheme");
+	free(r);
+	r = exchange_str(w->port, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+	assert_string_equal(r, "HTTP/1.1 400 Bad Request\r\n\r\n");
+	free(r);
+	char req[256];
+	snprintf(req, sizeof(req),
+		 "POST http://127.0.0.1:%u/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+		 "4\r\nbody\r\nzz\r\n\r\n",
+		 (unsigned)w->http.port);
+	r = exchange_str(w->port, req);
+	assert_string_equal(r, "HTTP/1.1 400 Bad Request\r\n\r\n"); /* framing checked early */
+	free(r);
+	r = exchange_str(w->port, "GET http://denied.example/a/b?secret=1 HTTP/1.1\r\n\r\n");
+	assert_starts_with(r, "HTTP/1.1 403 Forbidden\r\n");
+	assert_contains(r, "\"detail\":\"GET denied.example:80/a/b not permitted by policy\"");
+	assert_null(strstr(r, "secret"));
+	free(r);
+}
+
+static void test_malformed_heads(void **state)
+{
+	struct world *w = *state;
+	static const char *const bad[] = {
+		"GET http://h/ HTTP/1.1 extra\r\n\r\n",
+		"CONNECT h:443 HTTP/1.1 extra\r\n\r\n",
+		"GET http://h/ HTTP/1.1\nHost: h\n\n",
+		"CONNECT h HTTP/1.1\r\n\r\n",
+		"CONNECT h:0 HTTP/1.1\r\n\r\n",
+		"CONNECT h:99999 HTTP/1.1\r\n\r\n",
+		"CONNECT ::1:443 HTTP/1.1\r\n\r\n",
+		"CONNECT h_@x:443 HTTP/1.1\r\n\r\n",
+		"POST http://h/ HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *r = exchange_str(w->port, bad[i]);
+		if (strcmp(r, "HTTP/1.1 400 Bad Request\r\n\r\n") != 0)
+			fail_msg("request %zu: got %.100s", i, r);
+		free(r);
+	}
+	static const char nul[] = "GET http://h/ HTTP/1.1\r\nX: a\0b\r\n\r\n";
+	char *r = exchange(w->port, nul, sizeof(nul) - 1);
+	assert_string_equal(r, "HTTP/1.1 400 Bad Request\r\n\r\n");
+	free(r);
+}
+
+static void test_head_too_large(void **state)
+{
+	struct world *w = *state;
+	size_t n = PROXY_MAX_HEAD_BYTES + 4096;
+	char *req = malloc(n);
+	assert_non_null(req);
+	memset(req, 'a', n);
+	memcpy(req, "GET http://h/ HTTP/1.1\r\nX: ", 27);
+	char *r = exchange(w->port, req, n);
+	assert_string_equal(r, "HTTP/1.1 431 Request Header Fields Too Large\r\n\r\n");
+	free(r);
+	free(req);
+}
+
+static void test_upstream_unreachable(void **state)
+{
+	struct world *w = *state;
+	char req[128];
+	snprintf(req, sizeof(req), "CONNECT 127.0.0.1:%u HTTP/1.1\r\n\r\n", (unsigned)w->closed_port);
+	char *r = exchange_str(w->port, req);
+	assert_starts_with(r, "HTTP/1.1 502 Bad Gateway\r\n");
+	assert_contains(r, "\"error\":\"upstream_unreachable\"");
+	free(r);
+}
+
+static void test_dns_failure(void **state)
+{
+	struct world *w = *state;
+	char *r = exchange_str(w->port, "CONNECT nonexistent.invalid:443 HTTP/1.1\r\n\r\n");
+	/* 502 on a resolver error, 504 if the resolver does not answer in time */
+	if (strncmp(r, "HTTP/1.1 502", 12) != 0 && strncmp(r, "HTTP/1.1 504", 12) != 0)
+		fail_msg("got %.200s", r);
+	assert_contains(r, "DNS resolution");
+	free(r);
+}
+
+static void test_head_timeout(void **state)
+{
+	struct world *w = *state;
+	int fd = dial(w->port);
+	assert_true(send_all(fd, "GET http://h/ HTTP/1.1\r\n", 24));
+	char *r = read_all(fd, NULL); /* the proxy answers after PROXY_HEAD_TIMEOUT_MS */
+	close(fd);
+	assert_string_equal(r, "HTTP/1.1 408 Request Timeout\r\n\r\n");
+	free(r);
+}
+
+/* Exhaust the process's descriptors so accept() fails with EMFILE, then
+ * release them: the listener must keep working. */
+static void test_accept_survives_emfile(void **state)
+{
+	struct world *w = *state;
+	struct rlimit old;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	struct rlimit low = old;
+	low.rlim_cur = 256;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+
+	int victim = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(victim >= 0);
+	int fds[256];
+	size_t n_fds = 0;
+	for (;;) {
+		int fd = dup(0);
+		if (fd < 0)
+			break;
+		assert_true(n_fds < 256);
+		fds[n_fds++] = fd;
+	}
+	assert_int_equal(errno, EMFILE);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(w->port) };
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(victim, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	set_timeouts(victim, IO_TIMEOUT_S);
+	/* The proxy sheds the pending connection: we see EOF or a reset. */
+	char c;
+	ssize_t got = recv(victim, &c, 1, 0);
+	assert_true(got <= 0);
+	close(victim);
+	for (size_t i = 0; i < n_fds; i++)
+		close(fds[i]);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+
+	/* Back-off is at most a few hundred ms here; the next connection works. */
+	char *r = exchange_str(w->port, "GET /x HTTP/1.1\r\n\r\n");
+	assert_string_equal(r, "HTTP/1.1 400 Bad Request\r\n\r\n");
+	free(r);
+}
+
+static void set_strict_policy(struct world *w, void *arg)
+{
+	proxy_set_policy(w->px_strict, arg);
+}
+
+static void test_set_policy_swaps_decisions(void **state)
+{
+	struct world *w = *state;
+	const char *yaml = "version: 1\nnetwork_policies: {}\n";
+	struct policy_errors errs = { 0 };
+	struct policy *empty = policy_load_buffer(yaml, strlen(yaml), "<empty>", &errs);
+	if (empty == NULL) {
+		policy_errors_free(&errs);
+		skip();
+	}
+	run_on_loop(w, set_strict_policy, empty);
+	char req[128];
+	snprintf(req, sizeof(req), "CONNECT 127.0.0.1:%u HTTP/1.1\r\n\r\n", (unsigned)w->echo.port);
+	char *r = exchange_str(w->strict_port, req);
+	assert_contains(r, "\"error\":\"policy_denied\""); /* no longer ssrf: denied first */
+	free(r);
+	run_on_loop(w, set_strict_policy, w->policy);
+	policy_free(empty);
+}
+
+/* Leave an established tunnel and a half-sent head open: teardown's
+ * proxy_stop must close them and still release every handle. */
+static void test_stop_with_open_connections(void **state)
+{
+	struct world *w = *state;
+	int fd = dial(w->port);
+	char req[128];
+	int n = snprintf(req, sizeof(req), "CONNECT 127.0.0.1:%u HTTP/1.1\r\n\r\n",
+			 (unsigned)w->echo.port);
+	assert_true(send_all(fd, req, (size_t)n));
+	static const char ok[] = "HTTP/1.1 200 Connection Established\r\n\r\n";
+	char buf[sizeof(ok)];
+	assert_int_equal(read_exact(fd, buf, sizeof(ok) - 1), sizeof(ok) - 1);
+	w->open_fds[w->n_open_fds++] = fd;
+	fd = dial(w->port);
+	assert_true(send_all(fd, "GET http://h/ HTTP/1.1\r\n", 24));
+	w->open_fds[w->n_open_fds++] = fd;
+	usleep(100 * 1000);
+}
+
+int main(void)
+{
+	/* libuv writes with write(2): like the supervisor, ignore SIGPIPE. */
+	signal(SIGPIPE, SIG_IGN);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_connect_relay_with_early_data),
+		cmocka_unit_test(test_connect_bulk_integrity),
+		cmocka_unit_test(test_ssrf_loopback_refused_without_test_flag),
+		cmocka_unit_test(test_connect_policy_denied),
+		cmocka_unit_test(test_ssrf_internal_refused),
+		cmocka_unit_test(test_forward_rewrite_and_pipelining),
+		cmocka_unit_test(test_forward_body_split_across_reads),
+		cmocka_unit_test(test_forward_chunked_body),
+		cmocka_unit_test(test_forward_chunked_invalid_midstream),
+		cmocka_unit_test(test_forward_errors),
+		cmocka_unit_test(test_malformed_heads),
+		cmocka_unit_test(test_head_too_large),
+		cmocka_unit_test(test_upstream_unreachable),
+		cmocka_unit_test(test_dns_failure),
+		cmocka_unit_test(test_accept_survives_emfile),
+		cmocka_unit_test(test_set_policy_swaps_decisions),
+		cmocka_unit_test(test_head_timeout),
+		cmocka_unit_test(test_stop_with_open_connections),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
