@@ -225,6 +225,7 @@ static int spawn_workload(struct sup_ctx *ctx)
 	struct spawn_request req = {
 		.argv = ctx->opt.argv, .envp = envp, .cwd = ctx->opt.workdir,
 		.id = &ctx->id, .ns = &ctx->ns, .new_process_group = true,
+		.landlock = ctx->landlock, .seccomp = ctx->seccomp,
 	};
 	char err[512] = "";
 	ctx->workload_pid = sup_spawn(&req, err, sizeof err);
@@ -250,6 +251,8 @@ static int setup(struct sup_ctx *ctx)
 		sup_log(ctx, LOG_ERROR, "agent identity: %s", err);
 		return -1;
 	}
+	if (sup_prepare_confinement(ctx) != 0)
+		return -1;
 	raise_nofile_limit(ctx);
 	if (sup_become_subreaper() != 0)
 		sup_log(ctx, LOG_WARN, "PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
@@ -283,6 +286,7 @@ static void teardown(struct sup_ctx *ctx)
 	sup_kill_all_children();
 	if (ctx->have_ns)
 		netns_destroy(&ctx->ns);
+	sup_free_confinement(ctx);
 	policy_free(ctx->policy);
 	if (ctx->audit_owned)
 		fclose(ctx->audit);

@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "landlock/landlock.h"
+#include "seccomp/seccomp.h"
 #include "supervisor/sup.h"
 
 #define SPAWN_ERR_BYTES 512
@@ -66,6 +68,10 @@ static __attribute__((noreturn)) void run_child(const struct spawn_request *req,
 		child_fail(errfd, "supervisor exited during spawn");
 	if (req->cwd && chdir(req->cwd) != 0)
 		child_fail_errno(errfd, "chdir to the workdir", errno);
+	if (landlock_apply(req->landlock, err, sizeof err) != 0)
+		child_fail(errfd, err);
+	if (seccomp_apply(req->seccomp, err, sizeof err) != 0)
+		child_fail(errfd, err);
 	execvpe(req->argv[0], req->argv, req->envp);
 	snprintf(err, sizeof err, "exec %s: %s", req->argv[0], strerror(errno));
 	child_fail(errfd, err);

@@ -17,6 +17,8 @@
 
 struct policy;
 struct proxy;
+struct landlock_plan;
+struct seccomp_plan;
 
 #define SUP_VERSION "0.1.0"
 #define SUP_DEFAULT_PROXY_PORT 3128
@@ -58,6 +60,8 @@ struct sup_ctx {
 	bool have_ns;
 	struct proxy *proxy;
 	char proxy_url[64];
+	struct landlock_plan *landlock;  /* NULL: no filesystem_policy */
+	struct seccomp_plan *seccomp;    /* NULL: profile off */
 	FILE *audit;
 	bool audit_owned;
 
@@ -119,10 +123,16 @@ struct spawn_request {
 	const struct sup_identity *id;
 	const struct netns *ns;      /* NULL: stay in the current namespace */
 	bool new_process_group;
+	const struct landlock_plan *landlock; /* applied last, before exec */
+	const struct seccomp_plan *seccomp;
 };
 /* Fork and exec; returns the pid, or -1 with why in err (the child's own
  * failure is reported through a CLOEXEC pipe before we return). */
 pid_t sup_spawn(const struct spawn_request *req, char *err, size_t errlen);
+
+/* confine.c */
+int sup_prepare_confinement(struct sup_ctx *ctx);
+void sup_free_confinement(struct sup_ctx *ctx);
 
 /* reaper.c */
 int sup_become_subreaper(void);

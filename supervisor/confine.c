@@ -1,0 +1,151 @@
+/* confine.c - prepare Landlock and seccomp once (in the privileged parent),
+ * create missing read_write directories for the agent, and announce what
+ * confinement is in force in one startup audit event. The plans are applied
+ * by every sandboxed child through sup_spawn(). */
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "landlock/landlock.h"
+#include "policy/policy.h"
+#include "seccomp/seccomp.h"
+#include "supervisor/sup.h"
+
+static void landlock_warn(void *ud, const char *msg)
+{
+	sup_log(ud, LOG_WARN, "landlock: %s", msg);
+}
+
+/* mkdir -p for one read_write path; only directories we create are chowned
+ * to the agent, and a symlink anywhere in the way is refused (never chown
+ * through a link). */
+static int make_rw_dir(struct sup_ctx *ctx, const char *path)
+{
+	char buf[POLICY_MAX_PATH_BYTES + 1];
+	if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+		return -1;
+	for (char *p = buf + 1;; p++) {
+		bool last = *p == '\0';
+		if (*p != '/' && !last)
+			continue;
+		*p = '\0';
+		struct stat st;
+		if (lstat(buf, &st) == 0) {
+			if (S_ISLNK(st.st_mode) && last) {
+				sup_log(ctx, LOG_WARN, "read_write path %s is a symlink; not creating", buf);
+				return 0;
+			}
+		} else if (errno == ENOENT) {
+			if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+				return -1;
+			if (lchown(buf, ctx->id.uid, ctx->id.gid) != 0)
+				return -1;
+			sup_log(ctx, LOG_INFO, "created read_write directory %s for the agent", buf);
+		} else {
+			return -1;
+		}
+		if (last)
+			return 0;
+		*p = '/';
+	}
+}
+
+static void create_rw_dirs(struct sup_ctx *ctx)
+{
+	const struct policy *p = ctx->policy;
+	for (size_t i = 0; i < p->n_read_write; i++) {
+		const char *path = p->read_write[i];
+		if (strncmp(path, "/dev/", 5) == 0 || strncmp(path, "/proc", 5) == 0 ||
+		    strncmp(path, "/sys", 4) == 0)
+			continue;
+		if (make_rw_dir(ctx, path) != 0)
+			sup_log(ctx, LOG_WARN, "creating read_write directory %s: %s", path,
+				strerror(errno));
+	}
+}
+
+static json_object *describe_json(int (*describe)(const void *, char *, size_t), const void *plan)
+{
+	int n = describe(plan, NULL, 0);
+	if (n < 0)
+		return NULL;
+	char *buf = malloc((size_t)n + 1);
+	if (!buf)
+		return NULL;
+	json_object *obj = NULL;
+	if (describe(plan, buf, (size_t)n + 1) == n)
+		obj = json_tokener_parse(buf);
+	free(buf);
+	return obj;
+}
+
+static int describe_landlock(const void *plan, char *buf, size_t len)
+{
+	return landlock_describe(plan, buf, len);
+}
+
+static int describe_seccomp(const void *plan, char *buf, size_t len)
+{
+	return seccomp_describe(plan, buf, len);
+}
+
+static void emit_config_event(struct sup_ctx *ctx)
+{
+	json_object *ev = json_object_new_object();
+	if (!ev)
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	json_object_object_add(ev, "class_uid", json_object_new_int(5002));
+	json_object_object_add(ev, "class_name", json_object_new_string("Device Config State"));
+	json_object_object_add(ev, "time",
+			       json_object_new_int64((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000));
+	json_object_object_add(ev, "message", json_object_new_string("sandbox confinement in force"));
+	json_object_object_add(ev, "policy", json_object_new_string(
+		ctx->opt.policy_data ? ctx->opt.policy_data : "<embedded default>"));
+	json_object *who = json_object_new_object();
+	json_object_object_add(who, "uid", json_object_new_int64(ctx->id.uid));
+	json_object_object_add(who, "gid", json_object_new_int64(ctx->id.gid));
+	json_object_object_add(who, "user", json_object_new_string(ctx->id.user));
+	json_object_object_add(ev, "identity", who);
+	json_object_object_add(ev, "landlock", describe_json(describe_landlock, ctx->landlock));
+	json_object_object_add(ev, "seccomp", describe_json(describe_seccomp, ctx->seccomp));
+	sup_audit_line(ctx, json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN));
+	json_object_put(ev);
+}
+
+int sup_prepare_confinement(struct sup_ctx *ctx)
+{
+	char err[512] = "";
+	char cwd[POLICY_MAX_PATH_BYTES];
+	const char *workdir = ctx->opt.workdir;
+	if (!workdir && getcwd(cwd, sizeof cwd))
+		workdir = cwd;
+	if (ctx->policy->has_filesystem_policy)
+		create_rw_dirs(ctx);
+	struct landlock_event_sink sink = { .warn = landlock_warn, .ud = ctx };
+	if (landlock_prepare(ctx->policy, workdir, NULL, NULL, &sink, &ctx->landlock, err,
+			     sizeof err) != 0) {
+		sup_log(ctx, LOG_ERROR, "landlock: %s", err);
+		return -1;
+	}
+	if (seccomp_prepare(ctx->policy->seccomp_profile, &ctx->seccomp, err, sizeof err) != 0) {
+		sup_log(ctx, LOG_ERROR, "seccomp: %s", err);
+		return -1;
+	}
+	emit_config_event(ctx);
+	return 0;
+}
+
+void sup_free_confinement(struct sup_ctx *ctx)
+{
+	landlock_plan_free(ctx->landlock);
+	seccomp_plan_free(ctx->seccomp);
+	ctx->landlock = NULL;
+	ctx->seccomp = NULL;
+}
