@@ -18,8 +18,9 @@ PKGS    := libnl-3.0 libnl-route-3.0 libnftables libseccomp openssl libcap \
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
+# CFLAGS (optimisation, sanitizers) may be overridden; WFLAGS always apply.
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+WFLAGS  := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 \
            -Wno-unused-parameter -fno-strict-aliasing -D_GNU_SOURCE \
            -I. $(PKG_CFLAGS)
 LDLIBS  += $(PKG_LIBS)
@@ -34,7 +35,7 @@ TEST_OBJS := $(LIB_OBJS) $(filter-out $(BUILD)/obj/supervisor/main.o,$(SUP_OBJS)
 HDRS     := $(wildcard */*.h)
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
-UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(abspath $(BUILD))/unit/%)
 ASAN_DIR  := $(BUILD)/asan
 ASAN_BINS := $(UNIT_SRCS:tests/unit/%.c=$(ASAN_DIR)/unit/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
@@ -51,19 +52,19 @@ deps:
 	bash scripts/deps.sh
 
 $(BIN): $(LIB_OBJS) $(SUP_OBJS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(WFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(WFLAGS) $(CFLAGS) -c -o $@ $<
 
 # Unit tests link every module object except the supervisor's main.
-$(BUILD)/unit/%: tests/unit/%.c $(TEST_OBJS) $(HDRS)
+$(abspath $(BUILD))/unit/%: tests/unit/%.c $(TEST_OBJS) $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_OBJS) $(LDLIBS) -lcmocka
+	$(CC) $(WFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_OBJS) $(LDLIBS) -lcmocka
 
 unit: $(UNIT_BINS)
-	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; ./$$t; done
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
 unit-asan:
 	$(MAKE) --no-print-directory BUILD=$(ASAN_DIR) CC=clang \
@@ -90,7 +91,7 @@ fuzz: fuzz-build
 	@set -e; for s in $(FUZZ_SRCS); do \
 	  n=$$(basename $$s .c); mkdir -p $(BUILD)/fuzz/corpus-$$n; \
 	  echo "== fuzz $$n for $(FUZZ_SECONDS)s"; \
-	  ./$(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	  $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
 	    $(BUILD)/fuzz/corpus-$$n tests/fuzz/seeds/$$n 2>$(BUILD)/fuzz/$$n.log \
 	    || { tail -50 $(BUILD)/fuzz/$$n.log; exit 1; }; \
 	  tail -1 $(BUILD)/fuzz/$$n.log; \
