@@ -2,7 +2,6 @@
 #include "proxy/http_head.h"
 
 #include <string.h>
-#include <strings.h>
 
 bool http_is_tchar(unsigned char ch)
 {
@@ -23,10 +22,20 @@ static bool is_value_byte(unsigned char ch)
 	return ch == '\t' || ch == ' ' || (ch >= 0x21 && ch != 0x7f);
 }
 
+static unsigned char ascii_lower(unsigned char ch)
+{
+	return ch >= 'A' && ch <= 'Z' ? (unsigned char)(ch - 'A' + 'a') : ch;
+}
+
+/* ASCII case-insensitive, independent of the process locale. */
 bool http_slice_eq_nocase(struct http_slice s, const char *lit)
 {
-	size_t n = strlen(lit);
-	return s.len == n && strncasecmp(s.p, lit, n) == 0;
+	if (s.len != strlen(lit))
+		return false;
+	for (size_t i = 0; i < s.len; i++)
+		if (ascii_lower((unsigned char)s.p[i]) != ascii_lower((unsigned char)lit[i]))
+			return false;
+	return true;
 }
 
 const struct http_header *http_head_find(const struct http_head *h, const char *name)

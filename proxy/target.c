@@ -2,15 +2,31 @@
 #include "proxy/target.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
+
+#include "proxy/http_head.h"
+
+/* ASCII-only classification: never depends on the process locale. */
+static bool is_alpha(unsigned char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+}
+
+static bool is_alnum(unsigned char ch)
+{
+	return is_alpha(ch) || (ch >= '0' && ch <= '9');
+}
+
+static char to_lower(unsigned char ch)
+{
+	return (char)(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+}
 
 static bool is_name_byte(unsigned char ch)
 {
-	return isalnum(ch) || ch == '-' || ch == '.' || ch == '_';
+	return is_alnum(ch) || ch == '-' || ch == '.' || ch == '_';
 }
 
 /* Digits only, 1..65535. */
@@ -49,7 +65,7 @@ static bool set_host(struct proxy_target *t, const char *p, size_t len, bool bra
 	for (size_t i = 0; i < len; i++) {
 		if (!is_name_byte((unsigned char)tmp[i]))
 			return false;
-		tmp[i] = (char)tolower((unsigned char)tmp[i]);
+		tmp[i] = to_lower((unsigned char)tmp[i]);
 	}
 	memcpy(t->host, tmp, len + 1);
 	if (inet_pton(AF_INET, tmp, t->addr) == 1) {
@@ -109,15 +125,16 @@ enum target_result target_parse_absolute(const char *p, size_t len, struct proxy
 {
 	memset(t, 0, sizeof(*t));
 	size_t i = 0;
-	while (i < len && (isalnum((unsigned char)p[i]) || p[i] == '+' || p[i] == '-' || p[i] == '.'))
+	while (i < len && (is_alnum((unsigned char)p[i]) || p[i] == '+' || p[i] == '-' || p[i] == '.'))
 		i++;
-	if (i == 0 || !isalpha((unsigned char)p[0]) || len - i < 3 || memcmp(p + i, "://", 3) != 0)
+	if (i == 0 || !is_alpha((unsigned char)p[0]) || len - i < 3 || memcmp(p + i, "://", 3) != 0)
 		return TARGET_BAD; /* origin-form, authority-form, or garbage */
 	size_t scheme_len = i;
 	if (memchr(p, '#', len) != NULL)
 		return TARGET_BAD;
-	if (!(scheme_len == 4 && strncasecmp(p, "http", 4) == 0)) {
-		if (scheme_len == 5 && strncasecmp(p, "https", 5) == 0)
+	struct http_slice scheme = { p, scheme_len };
+	if (!http_slice_eq_nocase(scheme, "http")) {
+		if (http_slice_eq_nocase(scheme, "https"))
 			return TARGET_HTTPS;
 		return TARGET_BAD_SCHEME;
 	}

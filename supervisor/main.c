@@ -306,6 +306,13 @@ int main(int argc, char **argv)
 		return rc < 0 ? 0 : rc;
 	}
 	ctx.exit_code = 1;
+	/* A peer resetting a socket mid-write must not kill the supervisor;
+	 * children get default dispositions back in sup_spawn(). */
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+		perror("openshell-sandbox: ignoring SIGPIPE");
+		sup_options_free(&ctx.opt);
+		return 1;
+	}
 	if (setup(&ctx) == 0)
 		uv_run(&ctx.loop, UV_RUN_DEFAULT);
 	else

@@ -9,6 +9,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -44,6 +46,27 @@ static void child_fail_errno(int fd, const char *step, int e)
 	child_fail(fd, msg);
 }
 
+/* A private mount namespace (slave: the container's later mounts still reach
+ * us, ours never reach it) with each file bound read-only over its target. */
+static void apply_binds(const struct spawn_request *req, int errfd)
+{
+	if (req->n_binds == 0)
+		return;
+	if (unshare(CLONE_NEWNS) != 0)
+		child_fail_errno(errfd, "unshare(CLONE_NEWNS)", errno);
+	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) != 0)
+		child_fail_errno(errfd, "making / a slave mount", errno);
+	for (size_t i = 0; i < req->n_binds; i++) {
+		const struct sup_bind *b = &req->binds[i];
+		if (b->optional && access(b->dst, F_OK) != 0)
+			continue;
+		if (mount(b->src, b->dst, NULL, MS_BIND, NULL) != 0)
+			child_fail_errno(errfd, b->dst, errno);
+		if (mount(NULL, b->dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) != 0)
+			child_fail_errno(errfd, b->dst, errno);
+	}
+}
+
 static __attribute__((noreturn)) void run_child(const struct spawn_request *req, int errfd,
 					       pid_t parent)
 {
@@ -59,6 +82,7 @@ static __attribute__((noreturn)) void run_child(const struct spawn_request *req,
 		if (rc != 0)
 			child_fail_errno(errfd, "entering the sandbox network namespace", -rc);
 	}
+	apply_binds(req, errfd);
 	if (req->id && sup_drop_privileges(req->id, err, sizeof err) != 0)
 		child_fail(errfd, err);
 	/* After the uid change: a credential change clears the death signal. */

@@ -116,6 +116,16 @@ const char *child_env_get(char *const *env, const char *name);
 int sup_drop_privileges(const struct sup_identity *id, char *err, size_t errlen);
 
 /* spawn.c */
+#define SUP_MAX_BINDS 16
+
+/* A read-only file bind mount in the child's private mount namespace, e.g.
+ * the sandbox's resolv.conf or CA bundle over the container's own file. */
+struct sup_bind {
+	const char *src;
+	const char *dst;
+	bool optional;               /* skip when dst does not exist */
+};
+
 struct spawn_request {
 	char *const *argv;
 	char *const *envp;
@@ -125,6 +135,8 @@ struct spawn_request {
 	bool new_process_group;
 	const struct landlock_plan *landlock; /* applied last, before exec */
 	const struct seccomp_plan *seccomp;
+	const struct sup_bind *binds;  /* non-empty: child gets its own mount namespace */
+	size_t n_binds;
 };
 /* Fork and exec; returns the pid, or -1 with why in err (the child's own
  * failure is reported through a CLOEXEC pipe before we return). */

@@ -37,7 +37,9 @@
 
 /* ---- upstream servers (blocking, one connection at a time) ---- */
 
-enum upstream_mode { UP_ECHO, UP_HTTP };
+enum upstream_mode { UP_ECHO, UP_HTTP, UP_SOURCE };
+
+#define SOURCE_BYTES (64u << 20) /* UP_SOURCE writes this much, if it can */
 
 struct upstream {
 	enum upstream_mode mode;
@@ -48,6 +50,8 @@ struct upstream {
 	char last[65536];   /* bytes received on the last HTTP connection */
 	size_t last_len;
 	int n_accepted;
+	size_t source_sent;  /* UP_SOURCE: bytes accepted by the kernel */
+	bool source_finished;
 };
 
 static int listen_loopback(uint16_t *port)
@@ -138,6 +142,26 @@ static void serve_http(struct upstream *u, int fd)
 	send_all(fd, resp, sizeof(resp) - 1);
 }
 
+/* Write as much as possible; stop when a send blocks for 2 s. */
+static void serve_source(struct upstream *u, int fd)
+{
+	char buf[65536];
+	memset(buf, 'x', sizeof(buf));
+	struct timeval tv = { .tv_sec = 2 };
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	size_t sent = 0;
+	while (sent < SOURCE_BYTES) {
+		ssize_t n = send(fd, buf, sizeof(buf), MSG_NOSIGNAL);
+		if (n <= 0)
+			break;
+		sent += (size_t)n;
+	}
+	pthread_mutex_lock(&u->mu);
+	u->source_sent = sent;
+	u->source_finished = true;
+	pthread_mutex_unlock(&u->mu);
+}
+
 static void *upstream_main(void *arg)
 {
 	struct upstream *u = arg;
@@ -151,6 +175,8 @@ static void *upstream_main(void *arg)
 		set_timeouts(fd, IO_TIMEOUT_S);
 		if (u->mode == UP_ECHO)
 			serve_echo(fd);
+		else if (u->mode == UP_SOURCE)
+			serve_source(u, fd);
 		else
 			serve_http(u, fd);
 		close(fd);
@@ -189,7 +215,7 @@ struct world {
 	struct proxy *px_strict; /* production settings */
 	uint16_t port, strict_port;
 	struct policy *policy;
-	struct upstream echo, http;
+	struct upstream echo, http, source;
 	uint16_t closed_port;    /* nothing listens here */
 	pthread_mutex_t mu;
 	char audit[1 << 16];
@@ -277,11 +303,13 @@ static struct policy *make_policy(const struct world *w)
 		 "      - { host: 127.0.0.1, port: %u }\n"
 		 "      - { host: 127.0.0.1, port: %u }\n"
 		 "      - { host: 127.0.0.1, port: %u }\n"
+		 "      - { host: 127.0.0.1, port: %u }\n"
 		 "      - { host: 10.0.0.1, port: 443 }\n"
 		 "      - { host: nonexistent.invalid, port: 443 }\n"
 		 "    binaries:\n"
 		 "      - { path: /usr/bin/curl }\n",
-		 (unsigned)w->echo.port, (unsigned)w->http.port, (unsigned)w->closed_port);
+		 (unsigned)w->echo.port, (unsigned)w->http.port, (unsigned)w->closed_port,
+		 (unsigned)w->source.port);
 	struct policy_errors errs = { 0 };
 	struct policy *p = policy_load_buffer(yaml, strlen(yaml), "<test>", &errs);
 	if (p == NULL) {
@@ -299,6 +327,7 @@ static int setup(void **state)
 	pthread_mutex_init(&w->mu, NULL);
 	upstream_start(&w->echo, UP_ECHO);
 	upstream_start(&w->http, UP_HTTP);
+	upstream_start(&w->source, UP_SOURCE);
 	w->closed_port = unused_port();
 	w->policy = make_policy(w);
 	assert_non_null(w->policy);
@@ -343,6 +372,7 @@ static int teardown(void **state)
 	}
 	upstream_stop(&w->echo);
 	upstream_stop(&w->http);
+	upstream_stop(&w->source);
 	policy_free(w->policy);
 	uv_sem_destroy(&w->call_done);
 	pthread_mutex_destroy(&w->mu);
@@ -510,6 +540,38 @@ static void test_connect_bulk_integrity(void **state)
 			fail_msg("byte %zu differs", i);
 	free(data);
 	close(fd);
+}
+
+/* A client that does not read must stall the upstream: the proxy buffers at
+ * most PROXY_RELAY_BUF_BYTES per direction (plus kernel socket buffers). */
+static void test_connect_backpressure(void **state)
+{
+	struct world *w = *state;
+	int fd = dial(w->port);
+	char req[128];
+	int n = snprintf(req, sizeof(req), "CONNECT 127.0.0.1:%u HTTP/1.1\r\n\r\n",
+			 (unsigned)w->source.port);
+	assert_true(send_all(fd, req, (size_t)n));
+	static const char ok[] = "HTTP/1.1 200 Connection Established\r\n\r\n";
+	char hdr[sizeof(ok)];
+	assert_int_equal(read_exact(fd, hdr, sizeof(ok) - 1), sizeof(ok) - 1);
+	bool finished = false;
+	size_t sent = 0;
+	for (int i = 0; i < 100 && !finished; i++) { /* up to 10 s */
+		usleep(100 * 1000);
+		pthread_mutex_lock(&w->source.mu);
+		finished = w->source.source_finished;
+		sent = w->source.source_sent;
+		pthread_mutex_unlock(&w->source.mu);
+	}
+	close(fd);
+	assert_true(finished);
+	if (getenv("PROXY_TEST_VERBOSE") != NULL)
+		fprintf(stderr, "upstream stalled after %zu bytes\n", sent);
+	/* Loopback socket buffers can hold several MiB each; without flow
+	 * control the proxy would have taken all 64 MiB. */
+	if (sent >= SOURCE_BYTES / 2)
+		fail_msg("upstream pushed %zu bytes into a non-reading client", sent);
 }
 
 static void test_connect_policy_denied(void **state)
@@ -794,6 +856,20 @@ static void test_head_timeout(void **state)
 
 /* Exhaust the process's descriptors so accept() fails with EMFILE, then
  * release them: the listener must keep working. */
+/* dup() until EMFILE; returns how many descriptors were taken. */
+static size_t grab_fds(int *fds, size_t have, size_t cap)
+{
+	while (have < cap) {
+		int fd = dup(0);
+		if (fd < 0)
+			break;
+		fds[have++] = fd;
+	}
+	return have;
+}
+
+/* Exhaust the process's descriptors so accept() fails with EMFILE, then
+ * release them: the listener must keep working. */
 static void test_accept_survives_emfile(void **state)
 {
 	struct world *w = *state;
@@ -804,33 +880,82 @@ static void test_accept_survives_emfile(void **state)
 	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
 
 	int victim = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(victim >= 0);
 	int fds[256];
-	size_t n_fds = 0;
-	for (;;) {
-		int fd = dup(0);
-		if (fd < 0)
-			break;
-		assert_true(n_fds < 256);
-		fds[n_fds++] = fd;
-	}
-	assert_int_equal(errno, EMFILE);
+	size_t n_fds = grab_fds(fds, 0, 256);
+	usleep(300 * 1000); /* let earlier connections finish closing ... */
+	n_fds = grab_fds(fds, n_fds, 256); /* ... and take what they released */
+	int exhausted = dup(0) < 0 && errno == EMFILE;
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(w->port) };
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(connect(victim, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	set_timeouts(victim, IO_TIMEOUT_S);
-	/* The proxy sheds the pending connection: we see EOF or a reset. */
-	char c;
-	ssize_t got = recv(victim, &c, 1, 0);
-	assert_true(got <= 0);
-	close(victim);
+	int connected = victim >= 0 && connect(victim, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	ssize_t got = 1;
+	if (connected) {
+		set_timeouts(victim, IO_TIMEOUT_S);
+		char c;
+		got = recv(victim, &c, 1, 0); /* shed: EOF or reset */
+	}
+	if (victim >= 0)
+		close(victim);
 	for (size_t i = 0; i < n_fds; i++)
 		close(fds[i]);
 	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_true(exhausted);
+	assert_true(connected);
+	assert_true(got <= 0);
 
 	/* Back-off is at most a few hundred ms here; the next connection works. */
 	char *r = exchange_str(w->port, "GET /x HTTP/1.1\r\n\r\n");
 	assert_string_equal(r, "HTTP/1.1 400 Bad Request\r\n\r\n");
+	free(r);
+}
+
+/* PROXY_MAX_CONNECTIONS idle clients fill the proxy; the next one gets a
+ * 503 and is closed; once they leave, service resumes. */
+static void test_connection_cap(void **state)
+{
+	struct world *w = *state;
+	struct rlimit old;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	rlim_t need = 2 * PROXY_MAX_CONNECTIONS + 512;
+	if (old.rlim_max != RLIM_INFINITY && old.rlim_max < need)
+		skip();
+	struct rlimit high = old;
+	if (high.rlim_cur == RLIM_INFINITY || high.rlim_cur < need)
+		high.rlim_cur = need;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &high), 0);
+
+	int *fds = calloc(PROXY_MAX_CONNECTIONS, sizeof(*fds));
+	assert_non_null(fds);
+	for (size_t i = 0; i < PROXY_MAX_CONNECTIONS; i++)
+		fds[i] = dial(w->port);
+	/* Wait until the proxy has accepted them all: a probe then gets 503. */
+	char *r = NULL;
+	for (int tries = 0; tries < 50; tries++) {
+		r = exchange_str(w->port, "GET /x HTTP/1.1\r\n\r\n");
+		if (strncmp(r, "HTTP/1.1 503", 12) == 0)
+			break;
+		free(r);
+		r = NULL;
+		usleep(20 * 1000);
+	}
+	for (size_t i = 0; i < PROXY_MAX_CONNECTIONS; i++)
+		close(fds[i]);
+	free(fds);
+	assert_non_null(r);
+	assert_contains(r, "\"error\":\"proxy_busy\"");
+	free(r);
+	/* The proxy frees the slots as it sees the clients' EOFs. */
+	r = NULL;
+	for (int tries = 0; tries < 100; tries++) {
+		r = exchange_str(w->port, "GET /x HTTP/1.1\r\n\r\n");
+		if (strcmp(r, "HTTP/1.1 400 Bad Request\r\n\r\n") == 0)
+			break;
+		free(r);
+		r = NULL;
+		usleep(50 * 1000);
+	}
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_non_null(r);
 	free(r);
 }
 
@@ -886,6 +1011,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_connect_relay_with_early_data),
 		cmocka_unit_test(test_connect_bulk_integrity),
+		cmocka_unit_test(test_connect_backpressure),
 		cmocka_unit_test(test_ssrf_loopback_refused_without_test_flag),
 		cmocka_unit_test(test_connect_policy_denied),
 		cmocka_unit_test(test_ssrf_internal_refused),
@@ -899,6 +1025,7 @@ int main(void)
 		cmocka_unit_test(test_upstream_unreachable),
 		cmocka_unit_test(test_dns_failure),
 		cmocka_unit_test(test_accept_survives_emfile),
+		cmocka_unit_test(test_connection_cap),
 		cmocka_unit_test(test_set_policy_swaps_decisions),
 		cmocka_unit_test(test_head_timeout),
 		cmocka_unit_test(test_stop_with_open_connections),
