@@ -101,6 +101,10 @@ static void kill_workload_group(struct sup_ctx *ctx, int sig)
 static void on_forward_signal(uv_signal_t *h, int signum)
 {
 	struct sup_ctx *ctx = h->data;
+	if (signum == SIGHUP && ctx->opt.policy_data) {
+		sup_reload_policy(ctx, "SIGHUP");
+		return;
+	}
 	sup_log(ctx, LOG_INFO, "forwarding signal %d to the workload", signum);
 	kill_workload_group(ctx, signum);
 }
@@ -142,6 +146,10 @@ static void begin_shutdown(struct sup_ctx *ctx)
 	close_handle((uv_handle_t *)&ctx->sig_chld);
 	close_handle((uv_handle_t *)&ctx->timeout_timer);
 	close_handle((uv_handle_t *)&ctx->kill_timer);
+	if (ctx->reload_inited) {
+		close_handle((uv_handle_t *)&ctx->policy_watch);
+		close_handle((uv_handle_t *)&ctx->reload_timer);
+	}
 	if (ctx->proxy) {
 		proxy_stop(ctx->proxy, NULL, NULL);
 		ctx->proxy = NULL;
@@ -269,7 +277,7 @@ static int setup(struct sup_ctx *ctx)
 		sup_log(ctx, LOG_ERROR, "event loop initialisation failed");
 		return -1;
 	}
-	if (start_proxy(ctx) || spawn_workload(ctx))
+	if (start_proxy(ctx) || sup_reload_init(ctx) != 0 || spawn_workload(ctx))
 		return -1;
 	return 0;
 }

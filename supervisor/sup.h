@@ -71,6 +71,14 @@ struct sup_ctx {
 	bool loop_inited;
 	bool handles_open;
 
+	/* hot reload (reload.c) */
+	uv_fs_event_t policy_watch;
+	uv_timer_t reload_timer;
+	bool reload_inited;
+	char policy_base[256];       /* file name watched in its directory */
+	char policy_hash[65];        /* sha256 of the policy in force */
+	unsigned long generation;    /* 0 at start, +1 per applied reload */
+
 	pid_t workload_pid;
 	bool workload_exited;
 	bool timed_out;
@@ -145,6 +153,10 @@ pid_t sup_spawn(const struct spawn_request *req, char *err, size_t errlen);
 /* confine.c */
 int sup_prepare_confinement(struct sup_ctx *ctx);
 void sup_free_confinement(struct sup_ctx *ctx);
+
+/* reload.c */
+int sup_reload_init(struct sup_ctx *ctx);
+void sup_reload_policy(struct sup_ctx *ctx, const char *why);
 
 /* reaper.c */
 int sup_become_subreaper(void);

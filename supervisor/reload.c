@@ -1,0 +1,214 @@
+/* reload.c - hot policy reload: SIGHUP or a change of the policy file.
+ *
+ * The directory holding the file is watched (editors replace files by
+ * rename, which a watch on the file itself would miss); events are debounced,
+ * the whole file is loaded and validated, and the network part is swapped in
+ * one step. An invalid file changes nothing. Static sections (filesystem,
+ * landlock, process) only take effect at the next start; a change to them is
+ * reported, not applied. Every outcome is one audit event with the
+ * generation number and the content hash.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <libgen.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "policy/policy.h"
+#include "proxy/proxy.h"
+#include "supervisor/sup.h"
+
+#define RELOAD_DEBOUNCE_MS 10u
+
+static bool str_eq(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool list_eq(char **a, size_t na, char **b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return false;
+	return true;
+}
+
+/* Names of static sections that differ, comma separated, into buf. */
+static void static_changes(const struct policy *old, const struct policy *new, char *buf,
+			   size_t len)
+{
+	buf[0] = '\0';
+	bool fs = old->has_filesystem_policy != new->has_filesystem_policy ||
+		  old->include_workdir != new->include_workdir ||
+		  !list_eq(old->read_only, old->n_read_only, new->read_only, new->n_read_only) ||
+		  !list_eq(old->read_write, old->n_read_write, new->read_write, new->n_read_write);
+	bool ll = old->landlock_compat != new->landlock_compat;
+	bool proc = !str_eq(old->run_as_user, new->run_as_user) ||
+		    !str_eq(old->run_as_group, new->run_as_group) ||
+		    !str_eq(old->seccomp_profile, new->seccomp_profile);
+	snprintf(buf, len, "%s%s%s%s%s", fs ? "filesystem_policy" : "",
+		 fs && (ll || proc) ? "," : "", ll ? "landlock" : "", ll && proc ? "," : "",
+		 proc ? "process" : "");
+}
+
+static int read_file(const char *path, char **out, size_t *outlen, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	char *buf = malloc(POLICY_MAX_FILE_BYTES + 1);
+	size_t n = 0;
+	ssize_t r = 0;
+	while (buf && n <= POLICY_MAX_FILE_BYTES &&
+	       (r = read(fd, buf + n, POLICY_MAX_FILE_BYTES + 1 - n)) > 0)
+		n += (size_t)r;
+	int saved = errno;
+	close(fd);
+	if (!buf || r < 0) {
+		snprintf(err, errlen, "%s: %s", path, buf ? strerror(saved) : "out of memory");
+		free(buf);
+		return -1;
+	}
+	*out = buf;
+	*outlen = n; /* > POLICY_MAX_FILE_BYTES: the loader reports the size limit */
+	return 0;
+}
+
+static void sha256_hex(const char *buf, size_t len, char hex[65])
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	hex[0] = '\0';
+	if (EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+		return;
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+}
+
+static void emit_reload_event(struct sup_ctx *ctx, bool ok, const char *hash,
+			      const char *static_changed, const struct policy_errors *errs)
+{
+	json_object *ev = json_object_new_object();
+	if (!ev)
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	json_object_object_add(ev, "class_uid", json_object_new_int(5002));
+	json_object_object_add(ev, "class_name", json_object_new_string("Device Config State"));
+	json_object_object_add(ev, "time",
+			       json_object_new_int64((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000));
+	json_object_object_add(ev, "message", json_object_new_string(
+		ok ? "policy reloaded" : "policy reload rejected; previous policy stays in force"));
+	json_object_object_add(ev, "status", json_object_new_string(ok ? "Success" : "Failure"));
+	json_object_object_add(ev, "policy", json_object_new_string(ctx->opt.policy_data));
+	json_object_object_add(ev, "generation", json_object_new_int64((int64_t)ctx->generation));
+	json_object_object_add(ev, "sha256", json_object_new_string(hash));
+	if (static_changed && *static_changed)
+		json_object_object_add(ev, "restart_required", json_object_new_string(static_changed));
+	if (errs && errs->n) {
+		json_object *arr = json_object_new_array();
+		for (size_t i = 0; i < errs->n; i++)
+			json_object_array_add(arr, json_object_new_string(errs->msgs[i]));
+		json_object_object_add(ev, "errors", arr);
+	}
+	sup_audit_line(ctx, json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN));
+	json_object_put(ev);
+}
+
+void sup_reload_policy(struct sup_ctx *ctx, const char *why)
+{
+	char err[512], hash[65] = "";
+	char *buf = NULL;
+	size_t len = 0;
+	if (read_file(ctx->opt.policy_data, &buf, &len, err, sizeof err) != 0) {
+		sup_log(ctx, LOG_ERROR, "policy reload (%s): %s; previous policy stays", why, err);
+		return;
+	}
+	sha256_hex(buf, len, hash);
+	if (strcmp(hash, ctx->policy_hash) == 0) {
+		free(buf);
+		return; /* unchanged content: editors often write twice */
+	}
+	struct policy_errors errs = { 0 };
+	struct policy *np = policy_load_buffer(buf, len, ctx->opt.policy_data, &errs);
+	free(buf);
+	if (!np) {
+		for (size_t i = 0; i < errs.n; i++)
+			sup_log(ctx, LOG_ERROR, "policy reload rejected: %s", errs.msgs[i]);
+		emit_reload_event(ctx, false, hash, NULL, &errs);
+		policy_errors_free(&errs);
+		return;
+	}
+	policy_errors_free(&errs);
+	char changed[64];
+	static_changes(ctx->policy, np, changed, sizeof changed);
+	if (*changed)
+		sup_log(ctx, LOG_WARN, "policy reload: %s changed; applied at the next start only",
+			changed);
+	if (ctx->proxy)
+		proxy_set_policy(ctx->proxy, np);
+	/* The identity and the Landlock/seccomp plans were built at start and
+	 * never read the policy again, so static changes stay inert. */
+	policy_free(ctx->policy);
+	ctx->policy = np;
+	ctx->generation++;
+	memcpy(ctx->policy_hash, hash, sizeof ctx->policy_hash);
+	sup_log(ctx, LOG_INFO, "policy reloaded (%s): generation %lu", why, ctx->generation);
+	emit_reload_event(ctx, true, hash, changed, NULL);
+}
+
+static void on_debounce(uv_timer_t *t)
+{
+	sup_reload_policy(t->data, "file changed");
+}
+
+static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int status)
+{
+	struct sup_ctx *ctx = h->data;
+	if (status < 0) {
+		sup_log(ctx, LOG_WARN, "watching the policy file: %s", uv_strerror(status));
+		return;
+	}
+	if (filename && strcmp(filename, ctx->policy_base) != 0)
+		return;
+	if (uv_timer_start(&ctx->reload_timer, on_debounce, RELOAD_DEBOUNCE_MS, 0) != 0)
+		sup_reload_policy(ctx, "file changed");
+}
+
+int sup_reload_init(struct sup_ctx *ctx)
+{
+	if (!ctx->opt.policy_data)
+		return 0;
+	char *buf = NULL;
+	size_t len = 0;
+	char err[512];
+	if (read_file(ctx->opt.policy_data, &buf, &len, err, sizeof err) == 0) {
+		sha256_hex(buf, len, ctx->policy_hash);
+		free(buf);
+	}
+	char dcopy[PATH_MAX], bcopy[PATH_MAX];
+	snprintf(dcopy, sizeof dcopy, "%s", ctx->opt.policy_data);
+	snprintf(bcopy, sizeof bcopy, "%s", ctx->opt.policy_data);
+	snprintf(ctx->policy_base, sizeof ctx->policy_base, "%s", basename(bcopy));
+	if (uv_timer_init(&ctx->loop, &ctx->reload_timer) != 0 ||
+	    uv_fs_event_init(&ctx->loop, &ctx->policy_watch) != 0)
+		return -1;
+	ctx->reload_timer.data = ctx;
+	ctx->policy_watch.data = ctx;
+	ctx->reload_inited = true;
+	int rc = uv_fs_event_start(&ctx->policy_watch, on_fs_event, dirname(dcopy), 0);
+	if (rc != 0)
+		sup_log(ctx, LOG_WARN, "cannot watch %s for changes (%s); SIGHUP still reloads",
+			ctx->opt.policy_data, uv_strerror(rc));
+	return 0;
+}
