@@ -192,6 +192,8 @@ char **child_env_build(char *const *inherited, const struct child_env_params *p)
 		set_proxy_vars(&b, inherited, p->proxy_url);
 	if (p->ca_cert_path && p->ca_bundle_path)
 		set_tls_vars(&b, p->ca_cert_path, p->ca_bundle_path);
+	if (p->disable_git_ssh)
+		env_set(&b, "GIT_SSH_COMMAND", SUP_GIT_SSH_DISABLED);
 	if (b.failed || !b.v) {
 		child_env_free(b.v);
 		return NULL;

@@ -18,6 +18,12 @@ enum {
 	OPT_SANDBOX_ID,
 	OPT_SANDBOX,
 	OPT_VERSION,
+	OPT_MODE,
+	OPT_PROXY_LISTEN,
+	OPT_PROXY_URL,
+	OPT_TLS_DIR,
+	OPT_READY_TIMEOUT,
+	OPT_UPSTREAM_CA, /* TLS interception wiring (issue 4) */
 };
 
 static const struct option long_opts[] = {
@@ -32,6 +38,12 @@ static const struct option long_opts[] = {
 	{ "sandbox", required_argument, NULL, OPT_SANDBOX },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "mode", required_argument, NULL, OPT_MODE },
+	{ "proxy-listen", required_argument, NULL, OPT_PROXY_LISTEN },
+	{ "proxy-url", required_argument, NULL, OPT_PROXY_URL },
+	{ "tls-dir", required_argument, NULL, OPT_TLS_DIR },
+	{ "ready-timeout", required_argument, NULL, OPT_READY_TIMEOUT },
+	{ "upstream-ca", required_argument, NULL, OPT_UPSTREAM_CA },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -49,6 +61,13 @@ static void usage(FILE *out)
 	      "  --proxy-port PORT    proxy port on the sandbox gateway address (default 3128)\n"
 	      "  --sandbox-id ID      sandbox id for logs (env OPENSHELL_SANDBOX_ID)\n"
 	      "  --sandbox NAME       sandbox name for logs (env OPENSHELL_SANDBOX)\n"
+	      "  --mode LIST          network,process (default), network or process (sidecar)\n"
+	      "  --proxy-listen A:P   network mode: proxy address (default 0.0.0.0:3128)\n"
+	      "  --proxy-url URL      process mode: the sidecar proxy, http://HOST:PORT\n"
+	      "  --tls-dir DIR        CA files and .ready (env OPENSHELL_PROXY_TLS_DIR,\n"
+	      "                       default /etc/openshell-tls)\n"
+	      "  --ready-timeout S    process mode: wait for DIR/.ready (default 30)\n"
+	      "  --upstream-ca FILE   extra PEM CAs trusted for upstream TLS (repeatable)\n"
 	      "  --version, --help\n"
 	      "\n"
 	      "COMMAND defaults to OPENSHELL_MAIN_PROCESS_SPEC, else /bin/bash -l.\n", out);
@@ -96,6 +115,27 @@ static int apply_option(int c, const char *arg, struct sup_options *opt)
 			return 2;
 		}
 		opt->proxy_port = (uint16_t)v;
+		return 0;
+	case OPT_MODE:
+		if (sup_parse_mode(arg, &opt->mode) != 0)
+			return 2;
+		return 0;
+	case OPT_PROXY_LISTEN: opt->proxy_listen = arg; return 0;
+	case OPT_PROXY_URL: opt->proxy_url = arg; return 0;
+	case OPT_TLS_DIR: opt->tls_dir = arg; return 0;
+	case OPT_UPSTREAM_CA: /* TLS interception wiring (issue 4) */
+		if (opt->n_upstream_ca >= sizeof(opt->upstream_ca) / sizeof(opt->upstream_ca[0])) {
+			fprintf(stderr, "openshell-sandbox: too many --upstream-ca files\n");
+			return 2;
+		}
+		opt->upstream_ca[opt->n_upstream_ca++] = arg;
+		return 0;
+	case OPT_READY_TIMEOUT:
+		if (parse_u32(arg, 3600, &v) != 0) {
+			fprintf(stderr, "openshell-sandbox: --ready-timeout: '%s' is not 0-3600 seconds\n", arg);
+			return 2;
+		}
+		opt->ready_timeout_secs = (unsigned)v;
 		return 0;
 	case OPT_LOG_LEVEL:
 		opt->log_level = sup_parse_log_level(arg);
@@ -153,6 +193,9 @@ int sup_parse_cli(int argc, char **argv, struct sup_options *opt)
 	opt->sandbox_id = env_or("OPENSHELL_SANDBOX_ID", NULL);
 	opt->sandbox_name = env_or("OPENSHELL_SANDBOX", NULL);
 	opt->log_level = sup_parse_log_level(env_or("OPENSHELL_LOG_LEVEL", "warn"));
+	opt->tls_dir = env_or("OPENSHELL_PROXY_TLS_DIR", SUP_DEFAULT_TLS_DIR);
+	opt->ready_timeout_secs = SUP_DEFAULT_READY_TIMEOUT;
+	opt->mode = sup_mode_from_env();
 	if (opt->log_level < 0)
 		opt->log_level = LOG_WARN;
 
@@ -176,7 +219,71 @@ int sup_parse_cli(int argc, char **argv, struct sup_options *opt)
 		if (rc)
 			return rc;
 	}
+	if (opt->mode == 0) {
+		fprintf(stderr, "openshell-sandbox: OPENSHELL_MODE/OPENSHELL_PROXY_MODE name no mode\n");
+		return 2;
+	}
+	if (!(opt->mode & SUP_MODE_PROCESS)) {
+		if (argc > optind) {
+			fprintf(stderr, "openshell-sandbox: --mode network runs no workload; "
+				"remove the command\n");
+			return 2;
+		}
+		return 0;
+	}
 	return resolve_workload_argv(opt, argc - optind, argv + optind);
+}
+
+/* "network,process" -> bits. Unknown or empty lists are usage errors. */
+int sup_parse_mode(const char *list, unsigned *mode)
+{
+	unsigned m = 0;
+	const char *p = list;
+	while (*p) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		while (len && (*p == ' ' || *p == '\t')) {
+			p++;
+			len--;
+		}
+		while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len == 7 && strncmp(p, "network", 7) == 0) {
+			m |= SUP_MODE_NETWORK;
+		} else if (len == 7 && strncmp(p, "process", 7) == 0) {
+			m |= SUP_MODE_PROCESS;
+		} else if (len) {
+			fprintf(stderr, "openshell-sandbox: --mode: unknown mode '%.*s' "
+				"(network, process)\n", (int)len, p);
+			return -1;
+		}
+		if (!end)
+			break;
+		p = end + 1;
+	}
+	if (!m) {
+		fprintf(stderr, "openshell-sandbox: --mode: at least one of network, process\n");
+		return -1;
+	}
+	*mode = m;
+	return 0;
+}
+
+/* OPENSHELL_MODE=proxy selects network-only, OPENSHELL_PROXY_MODE=sidecar
+ * process-only; --mode overrides both. */
+unsigned sup_mode_from_env(void)
+{
+	const char *m = getenv("OPENSHELL_MODE");
+	const char *pm = getenv("OPENSHELL_PROXY_MODE");
+	bool net_only = m && strcmp(m, "proxy") == 0;
+	bool proc_only = pm && strcmp(pm, "sidecar") == 0;
+	if (net_only && proc_only)
+		return 0;
+	if (net_only)
+		return SUP_MODE_NETWORK;
+	if (proc_only)
+		return SUP_MODE_PROCESS;
+	return SUP_MODE_NETWORK | SUP_MODE_PROCESS;
 }
 
 void sup_options_free(struct sup_options *opt)

@@ -98,11 +98,19 @@ static void kill_workload_group(struct sup_ctx *ctx, int sig)
 		sup_log(ctx, LOG_WARN, "kill(-%d, %d): %s", (int)ctx->workload_pid, sig, strerror(errno));
 }
 
+static void begin_shutdown(struct sup_ctx *ctx);
+
 static void on_forward_signal(uv_signal_t *h, int signum)
 {
 	struct sup_ctx *ctx = h->data;
 	if (signum == SIGHUP && ctx->opt.policy_data) {
 		sup_reload_policy(ctx, "SIGHUP");
+		return;
+	}
+	if (!(ctx->opt.mode & SUP_MODE_PROCESS)) {
+		sup_log(ctx, LOG_INFO, "signal %d: stopping the network sidecar", signum);
+		ctx->exit_code = 0;
+		begin_shutdown(ctx);
 		return;
 	}
 	sup_log(ctx, LOG_INFO, "forwarding signal %d to the workload", signum);
@@ -197,24 +205,69 @@ static int init_loop(struct sup_ctx *ctx)
 	return 0;
 }
 
+/* Where the proxy listens: the namespace's gateway address, or --proxy-listen
+ * (default 0.0.0.0:3128) for a network-only sidecar. */
+static int proxy_address(struct sup_ctx *ctx, char *ip, size_t iplen, uint16_t *port)
+{
+	if (ctx->have_ns) {
+		snprintf(ip, iplen, "%s", ctx->ns.host_ip);
+		*port = ctx->opt.proxy_port;
+		return 0;
+	}
+	const char *listen = ctx->opt.proxy_listen ? ctx->opt.proxy_listen : "0.0.0.0:3128";
+	if (sup_parse_listen(listen, ip, iplen, port) != 0) {
+		sup_log(ctx, LOG_ERROR, "--proxy-listen '%s' is not ADDR:PORT", listen);
+		return -1;
+	}
+	return 0;
+}
+
+/* TLS interception wiring (issue 4): a fresh CA in memory, its certificate
+ * and the combined bundle written into the TLS dir. Failure disables
+ * termination (tunnels that need it get 503) but is not fatal. */
+static void create_sandbox_ca(struct sup_ctx *ctx)
+{
+	char err[512] = "";
+	ctx->ca = proxy_ca_create(err, sizeof err);
+	if (ctx->ca == NULL) {
+		sup_log(ctx, LOG_ERROR, "sandbox CA: %s; TLS termination disabled", err);
+		return;
+	}
+	if (proxy_ca_write_files(ctx->ca, ctx->opt.tls_dir, ctx->ca_cert_path,
+				 sizeof ctx->ca_cert_path, ctx->ca_bundle_path,
+				 sizeof ctx->ca_bundle_path, err, sizeof err) != 0) {
+		sup_log(ctx, LOG_ERROR, "sandbox CA files: %s; TLS termination disabled", err);
+		proxy_ca_free(ctx->ca);
+		ctx->ca = NULL;
+		ctx->ca_cert_path[0] = ctx->ca_bundle_path[0] = '\0';
+		return;
+	}
+	sup_log(ctx, LOG_INFO, "sandbox CA written to %s", ctx->ca_cert_path);
+}
+
 static int start_proxy(struct sup_ctx *ctx)
 {
+	char ip[64];
+	uint16_t port;
+	if (proxy_address(ctx, ip, sizeof ip, &port) != 0)
+		return -1;
+	create_sandbox_ca(ctx);
 	struct proxy_config cfg = {
-		.listen_ip = ctx->ns.host_ip,
-		.listen_port = ctx->opt.proxy_port,
+		.listen_ip = ip,
+		.listen_port = port,
 		.hooks = { .audit = sup_audit_line, .log = sup_proxy_log, .ud = ctx },
+		.ca = ctx->ca,
+		.upstream_ca_files = ctx->opt.upstream_ca,
+		.n_upstream_ca_files = ctx->opt.n_upstream_ca,
 	};
 	char err[256] = "";
 	ctx->proxy = proxy_start(&ctx->loop, &cfg, ctx->policy, err, sizeof err);
 	if (!ctx->proxy) {
-		sup_log(ctx, LOG_ERROR, "proxy on %s:%u: %s", ctx->ns.host_ip,
-			(unsigned)ctx->opt.proxy_port, err);
+		sup_log(ctx, LOG_ERROR, "proxy on %s:%u: %s", ip, (unsigned)port, err);
 		return -1;
 	}
-	snprintf(ctx->proxy_url, sizeof ctx->proxy_url, "http://%s:%u", ctx->ns.host_ip,
-		 (unsigned)ctx->opt.proxy_port);
-	sup_log(ctx, LOG_INFO, "proxy listening on %s:%u", ctx->ns.host_ip,
-		(unsigned)ctx->opt.proxy_port);
+	snprintf(ctx->proxy_url, sizeof ctx->proxy_url, "http://%s:%u", ip, (unsigned)port);
+	sup_log(ctx, LOG_INFO, "proxy listening on %s:%u", ip, (unsigned)port);
 	return 0;
 }
 
@@ -224,7 +277,19 @@ static int spawn_workload(struct sup_ctx *ctx)
 		.proxy_url = ctx->proxy_url,
 		.home = ctx->id.home,
 		.user = ctx->id.user,
+		.disable_git_ssh = !(ctx->opt.mode & SUP_MODE_NETWORK),
+		/* TLS interception wiring (issue 4) */
+		.ca_cert_path = ctx->ca_cert_path[0] ? ctx->ca_cert_path : NULL,
+		.ca_bundle_path = ctx->ca_bundle_path[0] ? ctx->ca_bundle_path : NULL,
 	};
+	/* The combined bundle over every system bundle that exists, so a child
+	 * that scrubs its environment still trusts the proxy. */
+	struct sup_bind binds[SUP_MAX_BINDS];
+	size_t n_binds = 0;
+	const char *const *sys = proxy_system_bundle_paths();
+	for (size_t i = 0; ctx->ca_bundle_path[0] && sys[i] && n_binds < SUP_MAX_BINDS; i++)
+		binds[n_binds++] = (struct sup_bind){ .src = ctx->ca_bundle_path, .dst = sys[i],
+						      .optional = true };
 	char **envp = child_env_build(environ, &ep);
 	if (!envp) {
 		sup_log(ctx, LOG_ERROR, "building the workload environment failed");
@@ -232,8 +297,9 @@ static int spawn_workload(struct sup_ctx *ctx)
 	}
 	struct spawn_request req = {
 		.argv = ctx->opt.argv, .envp = envp, .cwd = ctx->opt.workdir,
-		.id = &ctx->id, .ns = &ctx->ns, .new_process_group = true,
+		.id = &ctx->id, .ns = ctx->have_ns ? &ctx->ns : NULL, .new_process_group = true,
 		.landlock = ctx->landlock, .seccomp = ctx->seccomp,
+		.binds = binds, .n_binds = n_binds,
 	};
 	char err[512] = "";
 	ctx->workload_pid = sup_spawn(&req, err, sizeof err);
@@ -250,20 +316,19 @@ static int spawn_workload(struct sup_ctx *ctx)
 	return 0;
 }
 
-static int setup(struct sup_ctx *ctx)
+static int prepare_agent(struct sup_ctx *ctx)
 {
 	char err[512] = "";
-	if (open_audit(ctx) || load_policy(ctx))
-		return -1;
 	if (sup_resolve_identity(ctx->policy, &ctx->id, err, sizeof err) != 0) {
 		sup_log(ctx, LOG_ERROR, "agent identity: %s", err);
 		return -1;
 	}
-	if (sup_prepare_confinement(ctx) != 0)
-		return -1;
-	raise_nofile_limit(ctx);
-	if (sup_become_subreaper() != 0)
-		sup_log(ctx, LOG_WARN, "PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+	return sup_prepare_confinement(ctx);
+}
+
+static int create_namespace(struct sup_ctx *ctx)
+{
+	char err[512] = "";
 	struct netns_config ncfg = { .proxy_port = ctx->opt.proxy_port };
 	if (netns_create(&ctx->ns, &ncfg, err, sizeof err) != 0) {
 		sup_log(ctx, LOG_ERROR, "sandbox network namespace: %s (needs root with "
@@ -273,13 +338,47 @@ static int setup(struct sup_ctx *ctx)
 	ctx->have_ns = true;
 	sup_log(ctx, LOG_INFO, "sandbox namespace %s: %s <-> %s", ctx->ns.run_id, ctx->ns.host_ip,
 		ctx->ns.sandbox_ip);
+	return 0;
+}
+
+/* Process-only sidecar: the proxy is someone else's; wait until it is ready. */
+static int join_sidecar_proxy(struct sup_ctx *ctx)
+{
+	char err[256];
+	if (sup_check_proxy_url(ctx->opt.proxy_url, err, sizeof err) != 0) {
+		sup_log(ctx, LOG_ERROR, "%s", err);
+		return -1;
+	}
+	snprintf(ctx->proxy_url, sizeof ctx->proxy_url, "%s", ctx->opt.proxy_url);
+	return sup_wait_ready(ctx);
+}
+
+static int setup(struct sup_ctx *ctx)
+{
+	unsigned mode = ctx->opt.mode;
+	bool combined = mode == (SUP_MODE_NETWORK | SUP_MODE_PROCESS);
+	if (open_audit(ctx) || load_policy(ctx))
+		return -1;
+	if ((mode & SUP_MODE_PROCESS) && prepare_agent(ctx) != 0)
+		return -1;
+	raise_nofile_limit(ctx);
+	if (sup_become_subreaper() != 0)
+		sup_log(ctx, LOG_WARN, "PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+	if (combined && create_namespace(ctx) != 0)
+		return -1;
 	if (init_loop(ctx) != 0) {
 		sup_log(ctx, LOG_ERROR, "event loop initialisation failed");
 		return -1;
 	}
-	if (start_proxy(ctx) || sup_reload_init(ctx) != 0 || spawn_workload(ctx))
+	if ((mode & SUP_MODE_NETWORK) && start_proxy(ctx) != 0)
 		return -1;
-	return 0;
+	if (sup_reload_init(ctx) != 0)
+		return -1;
+	if (!(mode & SUP_MODE_PROCESS))
+		return sup_write_ready(ctx);
+	if (!(mode & SUP_MODE_NETWORK) && join_sidecar_proxy(ctx) != 0)
+		return -1;
+	return spawn_workload(ctx);
 }
 
 static void teardown(struct sup_ctx *ctx)
@@ -291,10 +390,12 @@ static void teardown(struct sup_ctx *ctx)
 		if (rc != 0)
 			sup_log(ctx, LOG_WARN, "event loop did not close cleanly: %s", uv_strerror(rc));
 	}
+	sup_remove_ready(ctx);
 	sup_kill_all_children();
 	if (ctx->have_ns)
 		netns_destroy(&ctx->ns);
 	sup_free_confinement(ctx);
+	proxy_ca_free(ctx->ca); /* TLS interception wiring (issue 4); after the proxy */
 	policy_free(ctx->policy);
 	if (ctx->audit_owned)
 		fclose(ctx->audit);

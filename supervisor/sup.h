@@ -40,7 +40,24 @@ struct sup_options {
 	uint16_t proxy_port;
 	int log_level;
 	char **argv;                 /* workload argv (NULL-terminated), owned */
+	/* topology (modes.c) */
+	unsigned mode;               /* SUP_MODE_* bits; default both */
+	const char *proxy_listen;    /* --proxy-listen ADDR:PORT (network-only mode) */
+	const char *proxy_url;       /* --proxy-url http://HOST:PORT (process-only mode) */
+	const char *tls_dir;         /* --tls-dir / OPENSHELL_PROXY_TLS_DIR */
+	unsigned ready_timeout_secs; /* process-only: wait for <tls_dir>/.ready */
+	/* TLS interception wiring (issue 4) */
+	const char *upstream_ca[16]; /* --upstream-ca FILE (repeatable) */
+	size_t n_upstream_ca;
 };
+
+#define SUP_MODE_NETWORK 1u
+#define SUP_MODE_PROCESS 2u
+#define SUP_DEFAULT_TLS_DIR "/etc/openshell-tls"
+#define SUP_DEFAULT_READY_TIMEOUT 30u
+#define SUP_READY_FILE ".ready"
+#define SUP_GIT_SSH_DISABLED \
+	"printf 'openshell: SSH disabled — use HTTPS\\n' >&2; false"
 
 /* Who the agent runs as, resolved once before any child exists. */
 struct sup_identity {
@@ -59,7 +76,12 @@ struct sup_ctx {
 	struct netns ns;
 	bool have_ns;
 	struct proxy *proxy;
-	char proxy_url[64];
+	char proxy_url[288];        /* http://HOST:PORT */
+	/* TLS interception wiring (issue 4): the CA (key in memory only) and
+	 * the two files written into opt.tls_dir; paths "" when not written. */
+	struct proxy_ca *ca;
+	char ca_cert_path[4096];
+	char ca_bundle_path[4096];
 	struct landlock_plan *landlock;  /* NULL: no filesystem_policy */
 	struct seccomp_plan *seccomp;    /* NULL: profile off */
 	FILE *audit;
@@ -79,6 +101,8 @@ struct sup_ctx {
 	char policy_hash[65];        /* sha256 of the policy in force */
 	unsigned long generation;    /* 0 at start, +1 per applied reload */
 
+	bool ready_written;
+
 	pid_t workload_pid;
 	bool workload_exited;
 	bool timed_out;
@@ -96,6 +120,8 @@ int sup_parse_log_level(const char *s);
  * -1 when --help/--version was printed. */
 int sup_parse_cli(int argc, char **argv, struct sup_options *opt);
 void sup_options_free(struct sup_options *opt);
+int sup_parse_mode(const char *list, unsigned *mode);
+unsigned sup_mode_from_env(void);
 
 /* spec.c: OPENSHELL_MAIN_PROCESS_SPEC -> argv. Returns 0 and a NULL-terminated
  * heap argv, or -1 with a message in err. */
@@ -114,6 +140,7 @@ struct child_env_params {
 	const char *home;
 	const char *user;
 	const char *term;            /* NULL: keep inherited TERM, else "dumb" */
+	bool disable_git_ssh;        /* sidecar: git over SSH cannot pass the proxy */
 };
 char **child_env_build(char *const *inherited, const struct child_env_params *p);
 void child_env_free(char **env);
@@ -153,6 +180,13 @@ pid_t sup_spawn(const struct spawn_request *req, char *err, size_t errlen);
 /* confine.c */
 int sup_prepare_confinement(struct sup_ctx *ctx);
 void sup_free_confinement(struct sup_ctx *ctx);
+
+/* modes.c */
+int sup_parse_listen(const char *s, char *ip, size_t iplen, uint16_t *port);
+int sup_check_proxy_url(const char *url, char *err, size_t errlen);
+int sup_write_ready(struct sup_ctx *ctx);
+void sup_remove_ready(struct sup_ctx *ctx);
+int sup_wait_ready(struct sup_ctx *ctx);
 
 /* reload.c */
 int sup_reload_init(struct sup_ctx *ctx);

@@ -81,6 +81,7 @@ HOSTS = {
     "meta.allowed.test": "169.254.169.254",
     "linklocal.allowed.test": "169.254.10.10",
     "mixed.allowed.test": ("198.51.100.17", "127.0.0.1"),
+    "git.allowed.test": "198.51.100.19",  # also serves the smart-HTTP git repo /repo.git
 }
 EXTRA_SERVER_NAMES = {
     DNS_ANSWER_IP: DNS_ZONE,
@@ -211,6 +212,16 @@ def _ns_inode(pid, kind):
         return None
 
 
+def _start_time(pid):
+    """Start time of pid in clock ticks (field 22 of /proc/pid/stat), or None."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+        return int(stat[stat.rindex(")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _all_pids():
     return [int(d) for d in os.listdir("/proc") if d.isdigit()]
 
@@ -305,6 +316,7 @@ class SandboxHandle:
         self.marker = marker
         self._t0 = t0
         self._result = None
+        self._mnt_members = None
         self.mnt_ns = self._learn_mnt_ns()
 
     def _learn_mnt_ns(self):
@@ -349,7 +361,24 @@ class SandboxHandle:
 
     def pids(self):
         """Live processes of this run: the supervisor and everything it started."""
-        return self.world._run_pids(self.marker, {self.pid}, {self.mnt_ns} - {None})
+        return self.world._run_pids(self.marker, {self.pid}, {self.mnt_ns_if_ours()} - {None})
+
+    def mnt_ns_if_ours(self):
+        """The run's mount namespace inode, while it provably still is this run's: a
+        freed namespace's inode number is reused, e.g. by a concurrent test session's
+        run, which must never be mistaken for ours. So after the supervisor exits, the
+        namespace counts only while a process that was in it at that point lives on."""
+        if self.mnt_ns is None:
+            return None
+        if self.proc.poll() is None:
+            return self.mnt_ns
+        if self._mnt_members is None:
+            self._mnt_members = {p: _start_time(p) for p in _all_pids()
+                                 if _ns_inode(p, "mnt") == self.mnt_ns}
+        for pid, started in self._mnt_members.items():
+            if started is not None and _start_time(pid) == started:
+                return self.mnt_ns
+        return None
 
     def workload_pids(self):
         return [p for p in self.pids() if p != self.pid]
@@ -626,6 +655,8 @@ class World:
         sup_args += list(map(str, extra_args))
         full = self.container_argv([self.sandbox_bin, *sup_args, "--", *argv])
         marker = "%s-%03d" % (self.id, self.runs_started)
+        # The sandbox CA files go into the run dir, never the machine's /etc.
+        env = {"OPENSHELL_PROXY_TLS_DIR": str(d / "tls"), **(env or {})}
         (d / "argv.json").write_text(json.dumps(full))
         out = open(d / "stdout", "wb")
         err = open(d / "stderr", "wb")
@@ -755,7 +786,7 @@ class World:
 
     def _all_run_pids(self):
         prefix = ("%s=%s-" % (MARKER_VAR, self.id)).encode()
-        mnts = {h.mnt_ns for h in self._handles} - {None}
+        mnts = {h.mnt_ns_if_ours() for h in self._handles} - {None}
         ours = {h.pid for h in self._handles}
         out = []
         for pid in _all_pids():
