@@ -18,12 +18,15 @@ enum {
 	OPT_SANDBOX_ID,
 	OPT_SANDBOX,
 	OPT_VERSION,
+	OPT_SSH_SOCKET_PATH,
+	OPT_SSH_AUTHORIZED_KEYS,
 	OPT_MODE,
 	OPT_PROXY_LISTEN,
 	OPT_PROXY_URL,
 	OPT_TLS_DIR,
 	OPT_READY_TIMEOUT,
 	OPT_UPSTREAM_CA, /* TLS interception wiring (issue 4) */
+	OPT_CREDENTIALS,
 };
 
 static const struct option long_opts[] = {
@@ -36,6 +39,8 @@ static const struct option long_opts[] = {
 	{ "proxy-port", required_argument, NULL, OPT_PROXY_PORT },
 	{ "sandbox-id", required_argument, NULL, OPT_SANDBOX_ID },
 	{ "sandbox", required_argument, NULL, OPT_SANDBOX },
+	{ "ssh-socket-path", required_argument, NULL, OPT_SSH_SOCKET_PATH },
+	{ "ssh-authorized-keys", required_argument, NULL, OPT_SSH_AUTHORIZED_KEYS },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "mode", required_argument, NULL, OPT_MODE },
@@ -44,6 +49,7 @@ static const struct option long_opts[] = {
 	{ "tls-dir", required_argument, NULL, OPT_TLS_DIR },
 	{ "ready-timeout", required_argument, NULL, OPT_READY_TIMEOUT },
 	{ "upstream-ca", required_argument, NULL, OPT_UPSTREAM_CA },
+	{ "credentials", required_argument, NULL, OPT_CREDENTIALS },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -51,6 +57,8 @@ static void usage(FILE *out)
 {
 	fputs("usage: openshell-sandbox [OPTIONS] [--] [COMMAND [ARG...]]\n"
 	      "       openshell-sandbox policy check FILE...\n"
+	      "       openshell-sandbox connect [--socket P] [-- COMMAND...]\n"
+	      "       openshell-sandbox ssh-proxy --socket P\n"
 	      "\n"
 	      "  --policy-data FILE   YAML policy (env OPENSHELL_POLICY_DATA); default: deny all egress\n"
 	      "  --policy-rules FILE  accepted for compatibility; the YAML is evaluated natively\n"
@@ -68,6 +76,10 @@ static void usage(FILE *out)
 	      "                       default /etc/openshell-tls)\n"
 	      "  --ready-timeout S    process mode: wait for DIR/.ready (default 30)\n"
 	      "  --upstream-ca FILE   extra PEM CAs trusted for upstream TLS (repeatable)\n"
+	      "  --credentials FILE   credential values replacing placeholders (root, 0600)\n"
+	      "  --ssh-socket-path P  embedded SSH server on Unix socket P, '@name' = abstract\n"
+	      "                       (env OPENSHELL_SSH_SOCKET_PATH); reaching it authenticates\n"
+	      "  --ssh-authorized-keys FILE  require one of these public keys for SSH\n"
 	      "  --version, --help\n"
 	      "\n"
 	      "COMMAND defaults to OPENSHELL_MAIN_PROCESS_SPEC, else /bin/bash -l.\n", out);
@@ -102,6 +114,8 @@ static int apply_option(int c, const char *arg, struct sup_options *opt)
 	case OPT_AUDIT_LOG: opt->audit_log = arg; return 0;
 	case OPT_SANDBOX_ID: opt->sandbox_id = arg; return 0;
 	case OPT_SANDBOX: opt->sandbox_name = arg; return 0;
+	case OPT_SSH_SOCKET_PATH: opt->ssh_socket_path = arg; return 0;
+	case OPT_SSH_AUTHORIZED_KEYS: opt->ssh_authorized_keys = arg; return 0;
 	case 't':
 		if (parse_u32(arg, UINT_MAX, &v) != 0) {
 			fprintf(stderr, "openshell-sandbox: --timeout: '%s' is not a number of seconds\n", arg);
@@ -123,6 +137,7 @@ static int apply_option(int c, const char *arg, struct sup_options *opt)
 	case OPT_PROXY_LISTEN: opt->proxy_listen = arg; return 0;
 	case OPT_PROXY_URL: opt->proxy_url = arg; return 0;
 	case OPT_TLS_DIR: opt->tls_dir = arg; return 0;
+	case OPT_CREDENTIALS: opt->credentials = arg; return 0; /* issue 4 */
 	case OPT_UPSTREAM_CA: /* TLS interception wiring (issue 4) */
 		if (opt->n_upstream_ca >= sizeof(opt->upstream_ca) / sizeof(opt->upstream_ca[0])) {
 			fprintf(stderr, "openshell-sandbox: too many --upstream-ca files\n");
@@ -192,6 +207,7 @@ int sup_parse_cli(int argc, char **argv, struct sup_options *opt)
 	opt->policy_rules = env_or("OPENSHELL_POLICY_RULES", NULL);
 	opt->sandbox_id = env_or("OPENSHELL_SANDBOX_ID", NULL);
 	opt->sandbox_name = env_or("OPENSHELL_SANDBOX", NULL);
+	opt->ssh_socket_path = env_or("OPENSHELL_SSH_SOCKET_PATH", NULL);
 	opt->log_level = sup_parse_log_level(env_or("OPENSHELL_LOG_LEVEL", "warn"));
 	opt->tls_dir = env_or("OPENSHELL_PROXY_TLS_DIR", SUP_DEFAULT_TLS_DIR);
 	opt->ready_timeout_secs = SUP_DEFAULT_READY_TIMEOUT;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -147,6 +148,9 @@ static void begin_shutdown(struct sup_ctx *ctx)
 	if (!ctx->handles_open)
 		return;
 	ctx->handles_open = false;
+	/* Sessions are hung up and told their exit status before anything is
+	 * killed outright. */
+	sup_ssh_stop(ctx);
 	kill_workload_group(ctx, SIGKILL); /* leftovers of the workload's group */
 	close_handle((uv_handle_t *)&ctx->sig_term);
 	close_handle((uv_handle_t *)&ctx->sig_int);
@@ -170,6 +174,7 @@ static void on_sigchld(uv_signal_t *h, int signum)
 	int status;
 	pid_t pid;
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		sup_ssh_child_exited(ctx, pid, status);
 		if (pid != ctx->workload_pid || ctx->workload_exited)
 			continue; /* an adopted orphan: reaped, nothing else to do */
 		ctx->workload_exited = true;
@@ -245,6 +250,63 @@ static void create_sandbox_ca(struct sup_ctx *ctx)
 	sup_log(ctx, LOG_INFO, "sandbox CA written to %s", ctx->ca_cert_path);
 }
 
+/* ---- transparent capture wiring (issue 3) ---- */
+
+struct capture_job {
+	struct proxy_capture_fds *fds;
+	char err[256];
+};
+
+/* Runs with the thread inside the sandbox namespace (netns_run_inside). */
+static int open_capture_inside(void *arg)
+{
+	struct capture_job *job = arg;
+	return proxy_capture_open(job->fds, job->err, sizeof job->err);
+}
+
+/* The capture listeners live inside the sandbox namespace: nftables there
+ * redirects to them, and SO_ORIGINAL_DST needs that namespace's conntrack. */
+static int open_capture(struct sup_ctx *ctx, struct proxy_capture_fds *fds)
+{
+	struct capture_job job = { fds, "" };
+	fds->tcp = fds->dns_udp = fds->dns_tcp = -1;
+	if (netns_run_inside(&ctx->ns, open_capture_inside, &job) != 0) {
+		sup_log(ctx, LOG_ERROR, "transparent capture: %s",
+			job.err[0] ? job.err : "cannot enter the sandbox namespace");
+		return -1;
+	}
+	return 0;
+}
+
+/* The sandbox's resolv.conf: the policy DNS responder (any address works,
+ * port 53 is redirected; the gateway reads best in logs). The file is
+ * bind-mounted read-only over /etc/resolv.conf in the child's own mount
+ * namespace and unlinked once the child has exec'd; the container's own
+ * resolv.conf is never modified. Returns 0 and the path, or -1. */
+static int write_sandbox_resolv_conf(struct sup_ctx *ctx, char *path, size_t len)
+{
+	snprintf(path, len, "%s/openshell-resolv-XXXXXX",
+		 access("/run", W_OK) == 0 ? "/run" : "/tmp");
+	int fd = mkstemp(path);
+	if (fd < 0) {
+		sup_log(ctx, LOG_ERROR, "sandbox resolv.conf %s: %s", path, strerror(errno));
+		return -1;
+	}
+	char text[128];
+	int n = snprintf(text, sizeof text, "# openshell-sandbox policy DNS\nnameserver %s\n",
+			 ctx->ns.host_ip);
+	if (fchmod(fd, 0644) != 0 || write(fd, text, (size_t)n) != n) {
+		sup_log(ctx, LOG_ERROR, "sandbox resolv.conf %s: %s", path, strerror(errno));
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* ---- end of transparent capture wiring ---- */
+
 static int start_proxy(struct sup_ctx *ctx)
 {
 	char ip[64];
@@ -252,6 +314,14 @@ static int start_proxy(struct sup_ctx *ctx)
 	if (proxy_address(ctx, ip, sizeof ip, &port) != 0)
 		return -1;
 	create_sandbox_ca(ctx);
+	if (ctx->opt.credentials) { /* issue 4: credential placeholders */
+		char cerr[512] = "";
+		ctx->creds = proxy_credentials_load(ctx->opt.credentials, cerr, sizeof cerr);
+		if (!ctx->creds) {
+			sup_log(ctx, LOG_ERROR, "--credentials: %s", cerr);
+			return -1;
+		}
+	}
 	struct proxy_config cfg = {
 		.listen_ip = ip,
 		.listen_port = port,
@@ -259,9 +329,18 @@ static int start_proxy(struct sup_ctx *ctx)
 		.ca = ctx->ca,
 		.upstream_ca_files = ctx->opt.upstream_ca,
 		.n_upstream_ca_files = ctx->opt.n_upstream_ca,
+		.creds = ctx->creds,
 	};
+	struct proxy_capture_fds capture; /* transparent capture wiring (issue 3) */
+	if (ctx->have_ns) {
+		if (open_capture(ctx, &capture) != 0)
+			return -1;
+		cfg.capture = &capture;
+	}
 	char err[256] = "";
 	ctx->proxy = proxy_start(&ctx->loop, &cfg, ctx->policy, err, sizeof err);
+	if (cfg.capture)
+		proxy_capture_close(&capture); /* the proxy keeps duplicates */
 	if (!ctx->proxy) {
 		sup_log(ctx, LOG_ERROR, "proxy on %s:%u: %s", ip, (unsigned)port, err);
 		return -1;
@@ -290,9 +369,18 @@ static int spawn_workload(struct sup_ctx *ctx)
 	for (size_t i = 0; ctx->ca_bundle_path[0] && sys[i] && n_binds < SUP_MAX_BINDS; i++)
 		binds[n_binds++] = (struct sup_bind){ .src = ctx->ca_bundle_path, .dst = sys[i],
 						      .optional = true };
+	char resolv[64] = ""; /* transparent capture wiring (issue 3) */
+	if (ctx->have_ns && n_binds < SUP_MAX_BINDS) {
+		if (write_sandbox_resolv_conf(ctx, resolv, sizeof resolv) != 0)
+			return -1;
+		binds[n_binds++] = (struct sup_bind){ .src = resolv, .dst = "/etc/resolv.conf",
+						      .optional = true };
+	}
 	char **envp = child_env_build(environ, &ep);
 	if (!envp) {
 		sup_log(ctx, LOG_ERROR, "building the workload environment failed");
+		if (resolv[0])
+			unlink(resolv);
 		return -1;
 	}
 	struct spawn_request req = {
@@ -304,6 +392,8 @@ static int spawn_workload(struct sup_ctx *ctx)
 	char err[512] = "";
 	ctx->workload_pid = sup_spawn(&req, err, sizeof err);
 	child_env_free(envp);
+	if (resolv[0]) /* issue 3: mounted in the child by now (it has exec'd) */
+		unlink(resolv);
 	if (ctx->workload_pid < 0) {
 		sup_log(ctx, LOG_ERROR, "starting the workload failed: %s", err);
 		return -1;
@@ -329,7 +419,10 @@ static int prepare_agent(struct sup_ctx *ctx)
 static int create_namespace(struct sup_ctx *ctx)
 {
 	char err[512] = "";
-	struct netns_config ncfg = { .proxy_port = ctx->opt.proxy_port };
+	struct netns_config ncfg = { .proxy_port = ctx->opt.proxy_port,
+				     /* transparent capture wiring (issue 3) */
+				     .capture_tcp_port = PROXY_CAPTURE_TCP_PORT,
+				     .capture_dns_port = PROXY_CAPTURE_DNS_PORT };
 	if (netns_create(&ctx->ns, &ncfg, err, sizeof err) != 0) {
 		sup_log(ctx, LOG_ERROR, "sandbox network namespace: %s (needs root with "
 			"CAP_NET_ADMIN and CAP_SYS_ADMIN)", err);
@@ -378,6 +471,8 @@ static int setup(struct sup_ctx *ctx)
 		return sup_write_ready(ctx);
 	if (!(mode & SUP_MODE_NETWORK) && join_sidecar_proxy(ctx) != 0)
 		return -1;
+	if (sup_ssh_start(ctx) != 0)
+		return -1;
 	return spawn_workload(ctx);
 }
 
@@ -391,11 +486,13 @@ static void teardown(struct sup_ctx *ctx)
 			sup_log(ctx, LOG_WARN, "event loop did not close cleanly: %s", uv_strerror(rc));
 	}
 	sup_remove_ready(ctx);
+	sup_ssh_stop(ctx);
 	sup_kill_all_children();
 	if (ctx->have_ns)
 		netns_destroy(&ctx->ns);
 	sup_free_confinement(ctx);
 	proxy_ca_free(ctx->ca); /* TLS interception wiring (issue 4); after the proxy */
+	proxy_credentials_free(ctx->creds);
 	policy_free(ctx->policy);
 	if (ctx->audit_owned)
 		fclose(ctx->audit);
@@ -406,6 +503,8 @@ int main(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "policy") == 0)
 		return policy_check_cmd(argc - 1, argv + 1);
+	if (argc >= 2 && (strcmp(argv[1], "connect") == 0 || strcmp(argv[1], "ssh-proxy") == 0))
+		return sup_ssh_subcommand(argc - 1, argv + 1);
 
 	struct sup_ctx ctx;
 	memset(&ctx, 0, sizeof ctx);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -67,13 +68,36 @@ static void apply_binds(const struct spawn_request *req, int errfd)
 	}
 }
 
+/* dup2 the three fds onto 0, 1, 2 (by way of high copies, so that one of them
+ * already being 0..2 cannot clobber another). */
+static void setup_stdio(const int fds[3], int errfd)
+{
+	int tmp[3];
+	for (int i = 0; i < 3; i++) {
+		tmp[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 10);
+		if (tmp[i] < 0)
+			child_fail_errno(errfd, "dup stdio", errno);
+	}
+	for (int i = 0; i < 3; i++)
+		if (dup2(tmp[i], i) < 0)
+			child_fail_errno(errfd, "dup2 stdio", errno);
+}
+
 static __attribute__((noreturn)) void run_child(const struct spawn_request *req, int errfd,
 					       pid_t parent)
 {
 	char err[SPAWN_ERR_BYTES];
 	reset_signals();
-	if (req->new_process_group && setpgid(0, 0) != 0)
+	if (req->new_session) {
+		if (setsid() < 0)
+			child_fail_errno(errfd, "setsid", errno);
+	} else if (req->new_process_group && setpgid(0, 0) != 0) {
 		child_fail_errno(errfd, "setpgid", errno);
+	}
+	if (req->stdio)
+		setup_stdio(req->stdio, errfd);
+	if (req->controlling_tty && ioctl(STDIN_FILENO, TIOCSCTTY, 0) != 0)
+		child_fail_errno(errfd, "TIOCSCTTY", errno);
 	/* Nothing the supervisor opened may leak into the sandbox. */
 	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) != 0 && errno != ENOSYS)
 		child_fail_errno(errfd, "close_range", errno);

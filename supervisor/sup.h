@@ -17,6 +17,7 @@
 
 struct policy;
 struct proxy;
+struct ssh_relay;
 struct landlock_plan;
 struct seccomp_plan;
 
@@ -36,6 +37,8 @@ struct sup_options {
 	const char *audit_log;
 	const char *sandbox_id;
 	const char *sandbox_name;
+	const char *ssh_socket_path;     /* NULL: no SSH server */
+	const char *ssh_authorized_keys;
 	unsigned timeout_secs;
 	uint16_t proxy_port;
 	int log_level;
@@ -49,6 +52,7 @@ struct sup_options {
 	/* TLS interception wiring (issue 4) */
 	const char *upstream_ca[16]; /* --upstream-ca FILE (repeatable) */
 	size_t n_upstream_ca;
+	const char *credentials;     /* --credentials FILE */
 };
 
 #define SUP_MODE_NETWORK 1u
@@ -76,10 +80,12 @@ struct sup_ctx {
 	struct netns ns;
 	bool have_ns;
 	struct proxy *proxy;
+	struct ssh_relay *ssh;
 	char proxy_url[288];        /* http://HOST:PORT */
 	/* TLS interception wiring (issue 4): the CA (key in memory only) and
 	 * the two files written into opt.tls_dir; paths "" when not written. */
 	struct proxy_ca *ca;
+	struct cred_store *creds;    /* --credentials, NULL when not given */
 	char ca_cert_path[4096];
 	char ca_bundle_path[4096];
 	struct landlock_plan *landlock;  /* NULL: no filesystem_policy */
@@ -172,10 +178,19 @@ struct spawn_request {
 	const struct seccomp_plan *seccomp;
 	const struct sup_bind *binds;  /* non-empty: child gets its own mount namespace */
 	size_t n_binds;
+	const int *stdio;             /* NULL: inherit; else dup2'ed onto 0, 1, 2 */
+	bool new_session;             /* setsid(): pid = pgid = sid */
+	bool controlling_tty;         /* stdin is a pty slave: make it the ctty */
 };
 /* Fork and exec; returns the pid, or -1 with why in err (the child's own
  * failure is reported through a CLOEXEC pipe before we return). */
 pid_t sup_spawn(const struct spawn_request *req, char *err, size_t errlen);
+
+/* ssh.c: the embedded SSH server (ssh-relay/) wired to this supervisor. */
+int sup_ssh_start(struct sup_ctx *ctx);     /* no-op without a socket path */
+void sup_ssh_stop(struct sup_ctx *ctx);     /* idempotent */
+void sup_ssh_child_exited(struct sup_ctx *ctx, pid_t pid, int status);
+int sup_ssh_subcommand(int argc, char **argv); /* argv[0]: connect | ssh-proxy */
 
 /* confine.c */
 int sup_prepare_confinement(struct sup_ctx *ctx);
