@@ -4,6 +4,14 @@
  * Everything else is counted, logged (rate limited, with the socket uid) and
  * rejected explicitly so clients fail at once instead of timing out; the drop
  * policy only catches what no reject rule matched.
+ *
+ * With transparent capture a nat output chain (priority -100, before the
+ * filter) redirects port-53 traffic and every other non-loopback IPv4 TCP
+ * connection to the proxy's listeners on 127.0.0.1 of this namespace.
+ * REDIRECT in this namespace is what makes SO_ORIGINAL_DST work for the
+ * listener (its conntrack did the NAT). The capture ports are admitted only
+ * with `ct status dnat`, before `oifname "lo" accept`, so dialing them
+ * directly is refused.
  */
 #include "netns/fence.h"
 
@@ -72,16 +80,57 @@ static void add_rejects(struct text *t)
 	text_add(t, "\t\tcounter reject with icmpx type admin-prohibited\n");
 }
 
-int netns_fence_ruleset(char *buf, size_t len, const char *host_ip, uint16_t port,
-			const char *run_id)
+/* Transparent capture (nat output, before the filter chain): DNS to the
+ * responder, loopback and the explicit proxy untouched, every other IPv4
+ * TCP connection to the transparent listener. IPv6 is not redirected: the
+ * namespace has no IPv6 route and the filter chain rejects it. */
+static void add_capture_chain(struct text *t, const char *host_ip, uint16_t port,
+			      uint16_t tcp_port, uint16_t dns_port)
 {
+	text_add(t, "\tchain capture {\n");
+	text_add(t, "\t\ttype nat hook output priority -100; policy accept;\n");
+	text_add(t, "\t\tmeta nfproto ipv4 udp dport 53 counter redirect to :%u\n",
+		 (unsigned)dns_port);
+	text_add(t, "\t\tmeta nfproto ipv4 tcp dport 53 counter redirect to :%u\n",
+		 (unsigned)dns_port);
+	text_add(t, "\t\toifname \"lo\" return\n");
+	text_add(t, "\t\tip daddr %s tcp dport %u return\n", host_ip, (unsigned)port);
+	text_add(t, "\t\tmeta nfproto ipv4 meta l4proto tcp counter redirect to :%u\n",
+		 (unsigned)tcp_port);
+	text_add(t, "\t}\n");
+}
+
+/* Before `oifname "lo" accept`: the capture ports take only redirected
+ * flows, so a direct dial to 127.0.0.1:<port> is refused. */
+static void add_capture_guards(struct text *t, uint16_t tcp_port, uint16_t dns_port)
+{
+	text_add(t, "\t\ttcp dport { %u, %u } ct status dnat accept\n", (unsigned)tcp_port,
+		 (unsigned)dns_port);
+	text_add(t, "\t\tudp dport %u ct status dnat accept\n", (unsigned)dns_port);
+	text_add(t, "\t\ttcp dport { %u, %u } counter reject with tcp reset\n",
+		 (unsigned)tcp_port, (unsigned)dns_port);
+	text_add(t, "\t\tudp dport %u counter reject with icmpx type port-unreachable\n",
+		 (unsigned)dns_port);
+}
+
+int netns_fence_ruleset_capture(char *buf, size_t len, const char *host_ip, uint16_t port,
+				const char *run_id, uint16_t tcp_port, uint16_t dns_port)
+{
+	bool capture = tcp_port != 0 || dns_port != 0;
 	if (buf == NULL || len == 0 || !ipv4_valid(host_ip) || port == 0 ||
 	    !netns_run_id_valid(run_id))
 		return -1;
+	if (capture && (tcp_port == 0 || dns_port == 0 || tcp_port == dns_port ||
+			tcp_port == port || dns_port == port))
+		return -1;
 	struct text t = { .buf = buf, .len = len };
 	text_add(&t, "table inet %s {\n", NETNS_FENCE_TABLE);
+	if (capture)
+		add_capture_chain(&t, host_ip, port, tcp_port, dns_port);
 	text_add(&t, "\tchain output {\n");
 	text_add(&t, "\t\ttype filter hook output priority 0; policy drop;\n");
+	if (capture)
+		add_capture_guards(&t, tcp_port, dns_port);
 	add_accepts(&t, host_ip, port);
 	add_log(&t, run_id);
 	add_rejects(&t);
@@ -91,6 +140,12 @@ int netns_fence_ruleset(char *buf, size_t len, const char *host_ip, uint16_t por
 		return -1;
 	}
 	return (int)t.used;
+}
+
+int netns_fence_ruleset(char *buf, size_t len, const char *host_ip, uint16_t port,
+			const char *run_id)
+{
+	return netns_fence_ruleset_capture(buf, len, host_ip, port, run_id, 0, 0);
 }
 
 /* libnftables error text spans lines (message, offending line, caret); keep

@@ -12,6 +12,15 @@
 int netns_fence_ruleset(char *buf, size_t len, const char *host_ip, uint16_t port,
 			const char *run_id);
 
+/* The fence plus transparent capture: a nat output chain that redirects
+ * UDP/TCP port 53 to dns_port and every other non-loopback TCP connection
+ * (except to the explicit proxy) to tcp_port, both on 127.0.0.1 of the
+ * sandbox namespace; the filter chain admits those two ports only for
+ * redirected (ct status dnat) flows. tcp_port == 0 and dns_port == 0: the
+ * plain fence. Both non-zero and distinct, or both zero. */
+int netns_fence_ruleset_capture(char *buf, size_t len, const char *host_ip, uint16_t port,
+				const char *run_id, uint16_t tcp_port, uint16_t dns_port);
+
 /* Load ruleset text as one atomic nftables transaction into the network
  * namespace of the calling thread. Error text from libnftables goes to err.
  * Returns 0 or -1. */

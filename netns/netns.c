@@ -251,13 +251,14 @@ static int load_fence(void *arg)
 	return netns_fence_load(job->ruleset, job->err, job->errlen);
 }
 
-static int fence(struct build *b, uint16_t port)
+static int fence(struct build *b, const struct netns_config *cfg)
 {
 	char ruleset[NETNS_FENCE_MAX];
 	int ret = -1;
 
-	if (netns_fence_ruleset(ruleset, sizeof(ruleset), b->ns->host_ip, port,
-				b->ns->run_id) < 0) {
+	if (netns_fence_ruleset_capture(ruleset, sizeof(ruleset), b->ns->host_ip, cfg->proxy_port,
+					b->ns->run_id, cfg->capture_tcp_port,
+					cfg->capture_dns_port) < 0) {
 		snprintf(b->err, b->errlen, "nftables fence: cannot build ruleset");
 		return -1;
 	}
@@ -270,7 +271,7 @@ static int fence(struct build *b, uint16_t port)
 	return ret;
 }
 
-static int build_all(struct build *b, uint16_t port)
+static int build_all(struct build *b, const struct netns_config *cfg)
 {
 	struct netns *ns = b->ns;
 
@@ -287,7 +288,7 @@ static int build_all(struct build *b, uint16_t port)
 	    nlops_link_up(b->host_sk, ns->host_if, b->err, b->errlen) != 0 ||
 	    sandbox_links(b) != 0)
 		return -1;
-	return fence(b, port);
+	return fence(b, cfg);
 }
 
 static void undo(struct build *b)
@@ -340,7 +341,7 @@ int netns_create(struct netns *ns, const struct netns_config *cfg, char *err, si
 		return -1;
 
 	struct build b = { .ns = ns, .err = err, .errlen = errlen };
-	int rc = build_all(&b, cfg->proxy_port);
+	int rc = build_all(&b, cfg);
 	if (rc != 0)
 		undo(&b);
 	nlops_close(b.sandbox_sk);

@@ -39,6 +39,14 @@ struct netns {
 struct netns_config {
 	uint16_t proxy_port;      /* the only TCP port the sandbox may reach */
 	const char *run_id;       /* NULL: random */
+	/* Transparent capture (both 0: off). Inside the sandbox namespace, nat
+	 * output redirects UDP/TCP port 53 to 127.0.0.1:capture_dns_port and
+	 * every other non-loopback IPv4 TCP connection (except to the proxy)
+	 * to 127.0.0.1:capture_tcp_port; only redirected flows may reach those
+	 * two ports. The listeners themselves are the proxy's (created with
+	 * netns_run_inside). */
+	uint16_t capture_tcp_port;
+	uint16_t capture_dns_port;
 };
 
 /* Create everything; on failure nothing is left behind and err holds why.

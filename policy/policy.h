@@ -273,4 +273,74 @@ bool policy_endpoint_path_match(const char *pattern, const char *path);
 /* Tie-break between matching selectors: count of non-'*' characters. */
 size_t policy_endpoint_path_specificity(const char *pattern);
 
+/* ---- L7 evaluation (policy/l7.c) ----
+ * REST/WebSocket request rules (proxy.md §2.6). Never allocates: the decoded
+ * query lives in a bounded stack area; going over a limit denies. */
+
+#define POLICY_L7_MAX_QUERY_BYTES 16384u /* raw query after '?' -> deny beyond */
+#define POLICY_L7_MAX_QUERY_PARAMS 64u   /* key=value pairs -> deny beyond */
+#define POLICY_L7_MAX_PATH_BYTES 4096u   /* canonical path -> deny beyond */
+#define POLICY_L7_MAX_METHOD_BYTES 32u   /* request method -> deny beyond */
+
+enum policy_l7_verdict {
+	POLICY_L7_ALLOW = 0,
+	POLICY_L7_DENY,       /* enforce (or a malformed request): answer 403 */
+	POLICY_L7_AUDIT_DENY, /* enforcement audit: log the violation, forward */
+};
+
+struct policy_l7_result {
+	enum policy_l7_verdict verdict;
+	const struct policy_rule *rule;         /* owner of `endpoint` */
+	const struct policy_endpoint *endpoint; /* NULL: no L7 endpoint for host:port
+						 * (L4 decided) or none whose `path`
+						 * selects the request; otherwise the
+						 * endpoint whose deny rule fired, else
+						 * whose allow rule matched, else the
+						 * selected (most specific) one */
+	char reason[256];                       /* "" when allowed */
+};
+
+/* True for endpoints whose requests are inspected and judged per request:
+ * protocol rest, websocket, graphql, json-rpc or mcp (sql is audit-only
+ * passthrough, tcp/none are L4). Only rest and websocket rules are evaluated
+ * here; a request selected onto a graphql/json-rpc/mcp endpoint is denied
+ * ("not supported") under enforce and audit-denied under audit. */
+bool policy_endpoint_needs_l7(const struct policy_endpoint *ep);
+
+/* Judge one request. host: lower-case, no brackets; path: canonical (see
+ * proxy/canon.h), placeholders already redacted; query: raw text after '?'
+ * or NULL. Candidates are the L7 endpoints matching host:port in policies
+ * whose binaries match `binary` (every policy when !match_binaries). The
+ * endpoint `path` selector picks the most specific candidate (its
+ * enforcement applies; on a tie an enforcing endpoint wins). Allowed iff an
+ * allow rule of a candidate selecting the path matches and no deny rule of
+ * any candidate matches. Malformed input (bad query escapes, non-UTF-8,
+ * limits) and "no L7 endpoint path matched request" give POLICY_L7_DENY
+ * whatever the enforcement. */
+void policy_l7_evaluate_binary(const struct policy *p, const char *host, uint16_t port,
+			       const char *binary, bool match_binaries, const char *method,
+			       const char *path, const char *query,
+			       struct policy_l7_result *out);
+
+/* Same with every policy's endpoints considered (endpoint-only identity mode).
+ * Use policy_l7_evaluate_binary() when the peer binary was matched at L4:
+ * otherwise another binary's policy could allow the request. */
+void policy_l7_evaluate(const struct policy *p, const char *host, uint16_t port,
+			const char *method, const char *path, const char *query,
+			struct policy_l7_result *out);
+
+/* How a connection to host:port must be relayed, over the same candidates
+ * as policy_l7_evaluate_binary() (all policies, not only the one the L4
+ * decision named): inspect when any L7 endpoint matches; %2F is allowed in
+ * paths only when every such endpoint sets allow_encoded_slash (the path is
+ * canonicalized before an endpoint is selected). */
+struct policy_l7_route {
+	bool inspect;
+	bool allow_encoded_slash;
+	size_t n_endpoints;       /* L7 endpoints matching host:port */
+};
+
+void policy_l7_route(const struct policy *p, const char *host, uint16_t port,
+		     const char *binary, bool match_binaries, struct policy_l7_route *out);
+
 #endif

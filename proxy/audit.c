@@ -94,7 +94,7 @@ char *audit_event_json(const struct audit_event *e)
 		put(root, "disposition", json_object_new_string(e->allow ? "Allowed" : "Blocked")) &&
 		put(root, "message", str_or_null(e->message)) &&
 		put(root, "status_detail", str_or_null(e->reason)) &&
-		put(root, "path", json_object_new_string("explicit")) &&
+		put(root, "path", json_object_new_string(e->path ? e->path : "explicit")) &&
 		put(root, "method", str_or_null(e->method)) &&
 		add_endpoints(root, e);
 	char *out = NULL;

@@ -18,6 +18,7 @@ struct audit_event {
 	const char *src_ip;     /* client address, NULL when unknown */
 	uint16_t src_port;
 	int64_t time_ms;        /* ms since the epoch */
+	const char *path;       /* "explicit" (NULL), "transparent" or "dns" */
 };
 
 /* One JSON object (no newline), malloc'd; NULL on allocation failure. */

@@ -23,9 +23,12 @@
 
 #include "policy/policy.h"
 #include "proxy/audit.h"
+#include "proxy/canon.h"
 #include "proxy/chunked.h"
+#include "proxy/cred.h"
 #include "proxy/forward.h"
 #include "proxy/http_head.h"
+#include "proxy/http_relay.h"
 #include "proxy/response.h"
 #include "proxy/ssrf.h"
 #include "proxy/target.h"
@@ -69,7 +72,14 @@ struct conn {
 	size_t head_fill;
 
 	bool is_connect;
+	bool transparent;            /* captured flow: conn_accepted_transparent() */
+	bool transparent_http;       /* ... that is plain HTTP (refusals get a response) */
 	char method[32];             /* for messages; truncated if longer */
+	bool intercept;              /* tunnel handed to the HTTP relay (http_relay.c) */
+	bool l7;                     /* ... whose endpoint has L7 rules */
+	bool allow_encoded_slash;
+	struct hr_session *hr;       /* the relay session, once started */
+	char *canon_target;          /* forward + L7: canonical path?query sent upstream */
 	struct proxy_target target;  /* target.path points into head[] */
 	char hostport[TARGET_MAX_HOST + 16];
 
@@ -124,6 +134,8 @@ static void conn_maybe_free(struct conn *c)
 	free(c->rule_name);
 	free(c->allowed);
 	free(c->upstream_head);
+	hr_free(c->hr);
+	free(c->canon_target);
 	free(c);
 	proxy_conn_freed(px);
 }
@@ -164,6 +176,7 @@ static void conn_close(struct conn *c)
 		return;
 	c->closing = true;
 	c->phase = PH_CLOSED;
+	hr_detach(c->hr, c); /* give the handles' data pointers back first */
 	if (c->gai_pending)
 		uv_cancel((uv_req_t *)&c->gai); /* fails if already running; cb still comes */
 	if (c->client_open) {
@@ -298,12 +311,28 @@ static void after_error_write(struct conn *c, int status)
 		conn_close(c);
 }
 
+/* Close a captured flow with a TCP reset (SO_LINGER 0). */
+static void conn_reset_client(struct conn *c)
+{
+	uv_os_fd_t fd;
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	if (c->client_open && uv_fileno((uv_handle_t *)&c->client, &fd) == 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	conn_close(c);
+}
+
 /* Send a proxy-generated response (resp is malloc'd and consumed; NULL
  * means allocation failed: just close) and then close. */
 static void respond(struct conn *c, char *resp, size_t len)
 {
 	if (c->closing || c->phase == PH_ERROR_WRITE || c->phase == PH_LINGER) {
 		free(resp);
+		return;
+	}
+	if (c->transparent && !c->transparent_http) {
+		/* TLS / raw TCP: no place for an HTTP answer; reset the flow */
+		free(resp);
+		conn_reset_client(c);
 		return;
 	}
 	c->phase = PH_ERROR_WRITE;
@@ -355,6 +384,7 @@ static void audit(struct conn *c, bool allow, const char *rule_type, const char 
 		.src_ip = c->src_ip[0] ? c->src_ip : NULL,
 		.src_port = c->src_port,
 		.time_ms = audit_now_ms(),
+		.path = c->transparent ? "transparent" : NULL,
 	};
 	char *line = audit_event_json(&e);
 	if (line == NULL) {
@@ -479,14 +509,66 @@ static void on_relay_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	}
 }
 
+static void close_from_relay(void *owner)
+{
+	conn_close(owner);
+}
+
+/* An intercepted tunnel: the 200 is queued, then http_relay.c drives it. */
+static void start_intercept(struct conn *c)
+{
+	c->phase = PH_RELAY;
+	uv_stream_t *cl = (uv_stream_t *)&c->client;
+	uv_read_stop(cl);
+	/* A captured flow never saw a CONNECT: no 200 line for it. */
+	if (!c->transparent && write_copy(c, cl, NULL, NULL, RESPONSE_200_CONNECT,
+					  sizeof(RESPONSE_200_CONNECT) - 1) < 0) {
+		conn_close(c);
+		return;
+	}
+	/* Long-lived tunnels have no idle timer: let TCP find dead peers. */
+	if (uv_tcp_keepalive(&c->client, 1, PROXY_TCP_KEEPALIVE_S) < 0 ||
+	    uv_tcp_keepalive(&c->upstream, 1, PROXY_TCP_KEEPALIVE_S) < 0)
+		px_log(c->px, PROXY_LOG_DEBUG, "proxy: %s: TCP keepalive not set", c->hostport);
+	struct hr_params p = {
+		.px = c->px,
+		.owner = c,
+		.close_owner = close_from_relay,
+		.client = &c->client,
+		.upstream = &c->upstream,
+		.timer = &c->timer,
+		.host = c->target.host,
+		.port = c->target.port,
+		.rule_name = c->rule_name,
+		.src_ip = c->src_ip,
+		.src_port = c->src_port,
+		.early = c->head + c->early_off,
+		.early_len = c->early_len,
+		.l7 = c->l7,
+		.allow_encoded_slash = c->allow_encoded_slash,
+	};
+	c->hr = hr_start(&p);
+	if (c->hr == NULL) {
+		conn_close(c);
+		return;
+	}
+	hr_run(c->hr);
+}
+
 static void start_relay(struct conn *c)
 {
+	if (c->is_connect && c->intercept) {
+		start_intercept(c);
+		return;
+	}
 	c->phase = PH_RELAY;
 	uv_stream_t *cl = (uv_stream_t *)&c->client, *up = (uv_stream_t *)&c->upstream;
 	c->c2u = (struct relay_dir){ .src = cl, .dst = up, .remaining = UNLIMITED };
 	c->u2c = (struct relay_dir){ .src = up, .dst = cl, .remaining = UNLIMITED };
 	int rc = 0;
-	if (c->is_connect) {
+	if (c->transparent) {
+		/* nothing to send first: the peeked bytes are still in the socket */
+	} else if (c->is_connect) {
 		rc = write_copy(c, cl, NULL, NULL, RESPONSE_200_CONNECT,
 				sizeof(RESPONSE_200_CONNECT) - 1);
 	} else {
@@ -767,6 +849,106 @@ static void deny_policy(struct conn *c, const struct policy_decision *d)
 	respond(c, resp, len);
 }
 
+/* The interception rule. A CONNECT tunnel is terminated (TLS) or parsed
+ * (plaintext HTTP) when its endpoint has L7 rules (protocol rest/websocket
+ * with rules) or says `tls: terminate`, or its host is in a credential's
+ * scope; `tls: skip` always relays raw; everything else relays raw (the
+ * fast path: no peek, no parsing). False: a response was sent. */
+static bool plan_interception(struct conn *c, const struct policy_decision *d)
+{
+	const struct policy_endpoint *ep = d->endpoint;
+	if (ep == NULL || ep->tls == POLICY_TLS_SKIP)
+		return true;
+	c->l7 = policy_endpoint_needs_l7(ep);
+	c->allow_encoded_slash = ep->allow_encoded_slash;
+	if (!c->is_connect)
+		return true;
+	c->intercept = c->l7 || ep->tls == POLICY_TLS_TERMINATE ||
+		       hr_host_has_credentials(c->px->creds, c->target.host);
+	if (c->intercept && c->px->tls == NULL) {
+		char detail[512];
+		snprintf(detail, sizeof(detail), "CONNECT %s needs TLS termination, but the sandbox "
+			 "CA is not available", c->hostport);
+		px_log(c->px, PROXY_LOG_WARN, "proxy: %s", detail);
+		audit(c, false, "opa", "tls termination unavailable", NULL);
+		respond_error(c, 503, "tls_termination_unavailable", detail);
+		return false;
+	}
+	return true;
+}
+
+/* Swap the request-target of the already built upstream head. */
+static bool replace_request_target(struct conn *c, const char *target)
+{
+	char *h = c->upstream_head;
+	char *eol = memmem(h, c->upstream_head_len, "\r\n", 2);
+	char *sp1 = eol ? memchr(h, ' ', (size_t)(eol - h)) : NULL;
+	char *sp2 = eol ? memrchr(h, ' ', (size_t)(eol - h)) : NULL;
+	if (sp1 == NULL || sp2 == NULL || sp2 <= sp1)
+		return false;
+	size_t tlen = strlen(target);
+	size_t before = (size_t)(sp1 + 1 - h), after = c->upstream_head_len - (size_t)(sp2 - h);
+	char *out = malloc(before + tlen + after);
+	if (out == NULL)
+		return false;
+	memcpy(out, h, before);
+	memcpy(out + before, target, tlen);
+	memcpy(out + before + tlen, sp2, after);
+	free(h);
+	c->upstream_head = out;
+	c->upstream_head_len = before + tlen + after;
+	return true;
+}
+
+/* A forwarded http:// request to an endpoint with L7 rules: canonicalize,
+ * judge, and send the canonical target upstream. False: a response was
+ * sent. */
+static bool forward_l7_admit(struct conn *c)
+{
+	char path[CANON_MAX_PATH_BYTES + 1], query[CANON_MAX_QUERY_BYTES + 1];
+	const char *why = NULL;
+	const char *raw = c->target.path_len > 0 ? c->target.path : "/";
+	size_t raw_len = c->target.path_len > 0 ? c->target.path_len : 1;
+	if (canon_request_target(raw, raw_len, c->allow_encoded_slash, path, sizeof(path), query,
+				 sizeof(query), &why) != 0) {
+		char detail[300];
+		snprintf(detail, sizeof(detail), "request-target rejected: %s", why ? why : "?");
+		audit(c, false, "l7", detail, NULL);
+		respond_error(c, 400, "invalid_request_target", detail);
+		return false;
+	}
+	struct policy_l7_result r;
+	memset(&r, 0, sizeof(r));
+	if (c->px->policy == NULL) {
+		r.verdict = POLICY_L7_DENY;
+		snprintf(r.reason, sizeof(r.reason), "no policy loaded");
+	} else {
+		policy_l7_evaluate(c->px->policy, c->target.host, c->target.port, c->method, path,
+				   query[0] ? query : NULL, &r);
+	}
+	if (r.verdict == POLICY_L7_DENY) {
+		px_log(c->px, PROXY_LOG_INFO, "proxy: %s %s%s denied: %s", c->method, c->hostport,
+		       path, r.reason);
+		audit(c, false, "l7", r.reason, NULL);
+		struct l7_denial d = { .method = c->method, .path = path, .host = c->target.host,
+				       .port = c->target.port, .reason = r.reason,
+				       .rule_name = c->rule_name };
+		size_t len = 0;
+		char *resp = response_l7_denied(&d, true, &len);
+		respond(c, resp, len);
+		return false;
+	}
+	audit(c, true, "l7", r.verdict == POLICY_L7_AUDIT_DENY ? r.reason : NULL, NULL);
+	size_t cap = strlen(path) + strlen(query) + 2;
+	c->canon_target = malloc(cap);
+	if (c->canon_target == NULL || canon_format_target(path, query, c->canon_target, cap) == 0 ||
+	    !replace_request_target(c, c->canon_target)) {
+		conn_close(c);
+		return false;
+	}
+	return true;
+}
+
 static void decide(struct conn *c)
 {
 	struct policy_decision d;
@@ -782,6 +964,16 @@ static void decide(struct conn *c)
 	}
 	if (!d.allowed) {
 		deny_policy(c, &d);
+		return;
+	}
+	if (!plan_interception(c, &d) || (!c->is_connect && c->l7 && !forward_l7_admit(c)))
+		return;
+	if (!c->is_connect && c->upstream_head != NULL &&
+	    cred_contains_placeholder(c->upstream_head, c->upstream_head_len)) {
+		/* Placeholders are resolved only inside intercepted tunnels. */
+		audit(c, false, "opa", "credential placeholder in a plain-HTTP request", NULL);
+		respond_error(c, 403, "credential_unavailable",
+			      "credential placeholders are only resolved in HTTPS (CONNECT) requests");
 		return;
 	}
 	resolve(c);
@@ -974,4 +1166,80 @@ void conn_accepted(struct proxy *px, int fd, const struct sockaddr_storage *peer
 		px_log(px, PROXY_LOG_WARN, "proxy: cannot start a connection: %s", uv_strerror(rc));
 		conn_close(c);
 	}
+}
+
+/* ---- transparent capture ---- */
+
+/* "host:port" of the flow: the name hint, else the original address. */
+static bool transparent_target(struct conn *c, const struct sockaddr_storage *orig,
+			       const char *name)
+{
+	char ip[INET6_ADDRSTRLEN], auth[TARGET_MAX_HOST + 16];
+	uint16_t port = ntohs(orig->ss_family == AF_INET
+				      ? ((const struct sockaddr_in *)orig)->sin_port
+				      : ((const struct sockaddr_in6 *)orig)->sin6_port);
+	addr_text(orig, ip, sizeof(ip));
+	if (name != NULL && name[0] != '\0') {
+		bool v6 = strchr(name, ':') != NULL;
+		snprintf(auth, sizeof(auth), "%s%s%s:%u", v6 ? "[" : "", name, v6 ? "]" : "",
+			 (unsigned)port);
+		if (target_parse_connect(auth, strlen(auth), &c->target) == TARGET_OK)
+			return true;
+	}
+	bool v6 = orig->ss_family == AF_INET6;
+	snprintf(auth, sizeof(auth), "%s%s%s:%u", v6 ? "[" : "", ip, v6 ? "]" : "", (unsigned)port);
+	return target_parse_connect(auth, strlen(auth), &c->target) == TARGET_OK;
+}
+
+void conn_accepted_transparent(struct proxy *px, int fd, const struct sockaddr_storage *peer,
+			       const struct sockaddr_storage *orig_dst, const char *name_hint,
+			       enum conn_capture_kind kind)
+{
+	static const char *const kinds[] = { "TLS", "HTTP", "TCP" };
+	struct conn *c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		close(fd);
+		proxy_conn_freed(px);
+		return;
+	}
+	c->px = px;
+	c->phase = PH_HEAD;
+	c->transparent = true;
+	c->transparent_http = kind == CONN_CAPTURE_HTTP;
+	c->is_connect = true; /* a tunnel: both directions until both end */
+	set_peer(c, peer);
+	snprintf(c->method, sizeof(c->method), "%s", kinds[kind]);
+	c->next = px->conns;
+	if (px->conns != NULL)
+		px->conns->prev = c;
+	px->conns = c;
+	int rc = uv_tcp_init(px->loop, &c->client);
+	if (rc < 0) {
+		close(fd);
+		conn_maybe_free(c);
+		return;
+	}
+	c->client.data = c;
+	c->client_open = true;
+	c->open_handles++;
+	rc = uv_tcp_open(&c->client, fd);
+	if (rc < 0) {
+		close(fd);
+		conn_close(c);
+		return;
+	}
+	rc = uv_timer_init(px->loop, &c->timer);
+	if (rc == 0) {
+		c->timer.data = c;
+		c->timer_open = true;
+		c->open_handles++;
+	}
+	if (rc < 0 || !transparent_target(c, orig_dst, name_hint)) {
+		conn_reset_client(c);
+		return;
+	}
+	if (uv_tcp_nodelay(&c->client, 1) < 0)
+		px_log(px, PROXY_LOG_DEBUG, "proxy: TCP_NODELAY failed on a client socket");
+	target_format_hostport(&c->target, c->hostport, sizeof(c->hostport));
+	decide(c);
 }

@@ -5,6 +5,7 @@
  * reserve descriptor when the process runs out of file descriptors.
  */
 #include "proxy/proxy_int.h"
+#include "proxy/tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -49,6 +50,7 @@ static void maybe_finish_stop(struct proxy *px)
 		return;
 	void (*done)(void *) = px->done;
 	void *arg = px->done_arg;
+	tls_free(px->tls);
 	free(px);
 	if (done != NULL)
 		done(arg);
@@ -251,16 +253,24 @@ struct proxy *proxy_start(uv_loop_t *loop, const struct proxy_config *cfg,
 	px->hooks = cfg->hooks;
 	px->test_allow_loopback_upstream = cfg->test_allow_loopback_upstream;
 	px->policy = policy;
+	px->creds = cfg->creds;
+	px->tls = tls_create(cfg->ca, cfg->upstream_ca_files, cfg->n_upstream_ca_files, err, errlen);
+	if (px->tls == NULL && err[0] != '\0') {
+		free(px);
+		return NULL;
+	}
 	px->reserve_fd = open_reserve_fd();
 	if (px->reserve_fd < 0) {
 		snprintf(err, errlen, "proxy: cannot open reserve descriptor /dev/null: %s",
 			 strerror(errno));
+		tls_free(px->tls);
 		free(px);
 		return NULL;
 	}
 	px->listen_fd = make_listener(cfg, &px->port, err, errlen);
 	if (px->listen_fd < 0) {
 		close(px->reserve_fd);
+		tls_free(px->tls);
 		free(px);
 		return NULL;
 	}
@@ -284,6 +294,14 @@ struct proxy *proxy_start(uv_loop_t *loop, const struct proxy_config *cfg,
 		proxy_stop(px, NULL, NULL);
 		return NULL;
 	}
+	if (cfg->capture != NULL) {
+		px->open_handles++; /* the capture, until proxy_capture_stopped() */
+		px->capture = capture_start(px, cfg->capture, cfg->local_hostname, err, errlen);
+		if (px->capture == NULL) {
+			proxy_stop(px, NULL, NULL);
+			return NULL;
+		}
+	}
 	px_log(px, PROXY_LOG_INFO, "proxy: listening on %s:%u", cfg->listen_ip, (unsigned)px->port);
 	warn_if_sigpipe_default(px);
 	return px;
@@ -297,6 +315,12 @@ uint16_t proxy_listen_port(const struct proxy *px)
 void proxy_set_policy(struct proxy *px, const struct policy *policy)
 {
 	px->policy = policy;
+}
+
+void proxy_capture_stopped(struct proxy *px)
+{
+	px->open_handles--;
+	maybe_finish_stop(px);
 }
 
 static void on_listener_handle_closed(uv_handle_t *h)
@@ -317,6 +341,10 @@ void proxy_stop(struct proxy *px, void (*done)(void *arg), void *arg)
 		struct conn *next = conn_next(c);
 		conn_abort(c);
 		c = next;
+	}
+	if (px->capture != NULL) {
+		capture_stop(px->capture);
+		px->capture = NULL;
 	}
 	if (px->reserve_fd >= 0)
 		close(px->reserve_fd);

@@ -29,6 +29,8 @@
 #include <uv.h>
 
 struct policy;
+struct proxy_ca;
+struct cred_store;
 
 /* Explicit limits (documented in README "Limits"). */
 #define PROXY_MAX_HEAD_BYTES 8192u          /* request head -> 431 beyond */
@@ -54,6 +56,33 @@ struct policy;
 #define PROXY_CHUNK_SIZE_MAX_DIGITS 15u     /* chunk-size hex digits (< 2^60) */
 #define PROXY_CHUNK_EXT_MAX_BYTES 1024u     /* chunk extensions per chunk */
 #define PROXY_CHUNK_TRAILER_MAX_BYTES 8192u /* trailer section of a chunked body */
+/* TLS interception and the HTTP/1.1 relay inside tunnels (proxy/tls*.c,
+ * proxy/http_relay*.c). */
+#define PROXY_LEAF_CACHE_ENTRIES 1024u      /* minted leaf certificates kept (LRU) */
+#define PROXY_L7_MAX_HEAD_BYTES 16384u      /* inspected request head -> 431; response
+					     * head beyond it -> connection closed */
+#define PROXY_TLS_HANDSHAKE_TIMEOUT_MS 10000u /* client + upstream handshakes -> close */
+#define PROXY_TLS_PEEK_TIMEOUT_MS 10000u    /* first client bytes of a tunnel that may
+					     * be intercepted -> close */
+#define PROXY_MAX_UPSTREAM_CA_FILES 16u     /* --upstream-ca files */
+#define PROXY_TCP_KEEPALIVE_S 60u          /* TCP keepalive idle time on intercepted
+					     * tunnels (they have no idle timeout) */
+#define PROXY_TLS_DIR_DEFAULT "/etc/openshell-tls"
+#define PROXY_CA_CERT_FILE "openshell-ca.pem"
+#define PROXY_CA_BUNDLE_FILE "ca-bundle.pem"
+
+/* Transparent capture and policy DNS (proxy/transparent.c, proxy/dns*.c). */
+#define PROXY_CAPTURE_TCP_PORT 15001u       /* transparent listener, 127.0.0.1 in the
+					     * sandbox namespace */
+#define PROXY_CAPTURE_DNS_PORT 15053u       /* DNS responder (UDP + TCP), same place */
+#define PROXY_CAPTURE_FIRST_BYTE_MS 500u    /* no client byte by then: server-first
+					     * protocol, decide by address */
+#define PROXY_CAPTURE_PEEK_MS 5000u         /* ClientHello / request head complete
+					     * within this, else decide with what came */
+#define PROXY_CAPTURE_MAX_PEEKING 1024u     /* captured flows being identified at once */
+#define PROXY_DNS_MAX_PENDING 256u          /* DNS lookups in flight -> SERVFAIL beyond */
+#define PROXY_DNS_MAX_TCP 64u               /* DNS-over-TCP connections at once */
+#define PROXY_DNS_TCP_IDLE_MS 10000u        /* idle DNS-over-TCP connection closed */
 
 enum proxy_log_level { PROXY_LOG_ERROR = 0, PROXY_LOG_WARN, PROXY_LOG_INFO, PROXY_LOG_DEBUG };
 
@@ -66,6 +95,12 @@ struct proxy_hooks {
 };
 
 struct proxy_config {
+	/* Transparent capture: NULL = off. proxy_start() duplicates the fds;
+	 * the caller closes its own (proxy_capture_close) whatever it returned.
+	 * local_hostname is answered by the DNS responder like `localhost`
+	 * (NULL: gethostname()). */
+	const struct proxy_capture_fds *capture;
+	const char *local_hostname;
 	const char *listen_ip;    /* e.g. "10.200.0.1" */
 	uint16_t listen_port;     /* e.g. 3128 */
 	struct proxy_hooks hooks;
@@ -73,7 +108,32 @@ struct proxy_config {
 	 * so unit tests can reach an upstream on 127.0.0.1. The supervisor
 	 * never sets this. */
 	bool test_allow_loopback_upstream;
+	/* TLS interception. ca NULL: no termination (a tunnel that needs it is
+	 * refused with 503 tls_termination_unavailable). The CA is borrowed and
+	 * must outlive the proxy; the proxy updates its leaf cache. */
+	struct proxy_ca *ca;
+	/* Extra PEM files trusted for upstream TLS, added to the system bundle. */
+	const char *const *upstream_ca_files;
+	size_t n_upstream_ca_files;
+	/* Credential placeholders (proxy/cred.h), borrowed; NULL: none (any
+	 * placeholder in an intercepted request is then refused). A host in a
+	 * credential's scope is intercepted so the placeholder can be replaced. */
+	const struct cred_store *creds;
 };
+
+/* Listening sockets of transparent capture, made by proxy_capture_open()
+ * with the calling thread inside the sandbox namespace (run it through
+ * netns_run_inside): a socket stays in the namespace it was created in. */
+struct proxy_capture_fds {
+	int tcp;       /* 127.0.0.1:PROXY_CAPTURE_TCP_PORT, listening */
+	int dns_udp;   /* 127.0.0.1:PROXY_CAPTURE_DNS_PORT */
+	int dns_tcp;   /* 127.0.0.1:PROXY_CAPTURE_DNS_PORT, listening */
+};
+
+/* Returns 0, or -1 with err set and every fd -1. */
+int proxy_capture_open(struct proxy_capture_fds *fds, char *err, size_t errlen);
+/* Close what is open (fds become -1); for error paths before proxy_start. */
+void proxy_capture_close(struct proxy_capture_fds *fds);
 
 struct proxy;
 
@@ -92,5 +152,33 @@ void proxy_set_policy(struct proxy *px, const struct policy *policy);
 /* Stop listening, close every connection, then call done(arg) once all
  * handles are closed; after that the proxy is freed. */
 void proxy_stop(struct proxy *px, void (*done)(void *arg), void *arg);
+
+/* ---- the sandbox CA (proxy/ca.c) ---- */
+
+/* A fresh ECDSA P-256 CA, in memory. NULL with a message on failure. */
+struct proxy_ca *proxy_ca_create(char *err, size_t errlen);
+void proxy_ca_free(struct proxy_ca *ca);
+
+/* Write <dir>/openshell-ca.pem (the CA certificate only) and
+ * <dir>/ca-bundle.pem (the first non-empty system bundle, a newline if
+ * missing, then the CA), mode 0644, dir created 0755 if missing. The CA
+ * key is never written. Fills the two paths; 0 or -1 with a message. */
+int proxy_ca_write_files(const struct proxy_ca *ca, const char *dir, char *cert_path,
+			 size_t cert_len, char *bundle_path, size_t bundle_len, char *err,
+			 size_t errlen);
+
+/* ---- credential placeholders (proxy/cred.c), for the supervisor ---- */
+
+/* Load --credentials FILE (format in proxy/cred.h). NULL with a message. */
+struct cred_store *proxy_credentials_load(const char *path, char *err, size_t errlen);
+void proxy_credentials_free(struct cred_store *s);
+size_t proxy_credentials_count(const struct cred_store *s);
+/* "NAME=openshell:resolve:env:NAME" for entry i of the child environment;
+ * returns the length, 0 when it does not fit. */
+size_t proxy_credentials_env_entry(const struct cred_store *s, size_t i, char *out, size_t cap);
+
+/* The well-known system bundle paths (NULL-terminated), in lookup order:
+ * the combined bundle is bind-mounted over those that exist. */
+const char *const *proxy_system_bundle_paths(void);
 
 #endif

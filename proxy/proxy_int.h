@@ -31,6 +31,9 @@ struct proxy {
 	bool stopping;
 	void (*done)(void *arg);
 	void *done_arg;
+	struct proxy_tls *tls;          /* interception contexts, or NULL (no CA) */
+	const struct cred_store *creds; /* borrowed, may be NULL */
+	struct capture *capture;        /* transparent capture + policy DNS, or NULL */
 };
 
 void px_log(struct proxy *px, int level, const char *fmt, ...)
@@ -45,5 +48,28 @@ struct conn *conn_next(struct conn *c);
 
 /* proxy.c: called by conn.c after a connection is freed. */
 void proxy_conn_freed(struct proxy *px);
+
+/* What a transparently captured flow turned out to be (transparent.c). */
+enum conn_capture_kind { CONN_CAPTURE_TLS, CONN_CAPTURE_HTTP, CONN_CAPTURE_TCP };
+
+/* conn.c: take ownership of a captured socket whose first bytes (still
+ * unread in the socket) were examined. name_hint: the host to decide on
+ * (SNI, Host, or the name the sandbox resolved for orig_dst); NULL or ""
+ * means decide on orig_dst's address. The flow is decided, SSRF-checked,
+ * dialed and relayed raw like a CONNECT tunnel, without the 200 line. A
+ * refusal resets the flow (HTTP: the JSON response first). The caller has
+ * counted the connection in px->n_conns. */
+void conn_accepted_transparent(struct proxy *px, int fd, const struct sockaddr_storage *peer,
+			       const struct sockaddr_storage *orig_dst, const char *name_hint,
+			       enum conn_capture_kind kind);
+
+/* transparent.c: the capture listeners and DNS responder (started by
+ * proxy_start when configured, on duplicates of the fds). Whether
+ * capture_start succeeds or not, proxy_capture_stopped() is called exactly
+ * once: after a failed start, or when capture_stop has closed everything. */
+struct capture *capture_start(struct proxy *px, const struct proxy_capture_fds *fds,
+			      const char *hostname, char *err, size_t errlen);
+void capture_stop(struct capture *cap);
+void proxy_capture_stopped(struct proxy *px);
 
 #endif

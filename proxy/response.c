@@ -104,3 +104,66 @@ char *response_policy_denied(const struct denial_info *d, size_t *len)
 	free(rule);
 	return finish(403, body, ok, len);
 }
+
+static bool put_l7_fields(struct json_object *o, const struct l7_denial *d)
+{
+	return put(o, "method", json_object_new_string(d->method)) &&
+	       put(o, "path", json_object_new_string(d->path)) &&
+	       put(o, "host", json_object_new_string(d->host)) &&
+	       put(o, "port", json_object_new_int(d->port));
+}
+
+static bool header_safe(const char *s)
+{
+	for (; s != NULL && *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+	return true;
+}
+
+char *response_l7_denied(const struct l7_denial *d, bool close, size_t *len)
+{
+	const char *pol = d->rule_name != NULL && header_safe(d->rule_name) ? d->rule_name : NULL;
+	struct json_object *body = json_object_new_object();
+	struct json_object *missing = json_object_new_object();
+	char *rule = NULL;
+	if (body == NULL || missing == NULL ||
+	    asprintf(&rule, "%s %s", d->method, d->path) < 0) {
+		json_object_put(body);
+		json_object_put(missing);
+		return NULL;
+	}
+	bool ok = put(body, "error", json_object_new_string("policy_denied")) &&
+		  (d->rule_name == NULL || put(body, "policy", json_object_new_string(d->rule_name))) &&
+		  put(body, "rule", json_object_new_string(rule)) &&
+		  put(body, "detail", json_object_new_string(d->reason ? d->reason : "")) &&
+		  put(body, "layer", json_object_new_string("l7")) &&
+		  put(body, "protocol", json_object_new_string("rest")) && put_l7_fields(body, d) &&
+		  put(missing, "type", json_object_new_string("rest_allow")) &&
+		  put(missing, "layer", json_object_new_string("l7")) && put_l7_fields(missing, d);
+	free(rule);
+	if (!ok || !put(body, "rule_missing", missing)) {
+		if (ok)
+			missing = NULL; /* put() took it */
+		json_object_put(missing);
+		json_object_put(body);
+		return NULL;
+	}
+	const char *js = json_object_to_json_string_ext(
+		body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	char *out = NULL;
+	if (js != NULL) {
+		int n = asprintf(&out,
+				 "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n"
+				 "Content-Length: %zu\r\n%s%s%s%s\r\n%s",
+				 strlen(js), pol ? "X-OpenShell-Policy: " : "", pol ? pol : "",
+				 pol ? "\r\n" : "",
+				 close ? "Connection: close\r\n" : "", js);
+		if (n < 0)
+			out = NULL;
+		else
+			*len = (size_t)n;
+	}
+	json_object_put(body);
+	return out;
+}

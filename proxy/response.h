@@ -2,6 +2,7 @@
 #ifndef OPENSHELL_PROXY_RESPONSE_H
 #define OPENSHELL_PROXY_RESPONSE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,5 +34,19 @@ char *response_policy_denied(const struct denial_info *d, size_t *len);
 char *response_suggested_rule(const char *host, uint16_t port);
 
 const char *response_status_phrase(int status);
+
+/* A request inside an intercepted tunnel denied by L7 rules. */
+struct l7_denial {
+	const char *method;
+	const char *path;       /* canonical, without the query */
+	const char *host;
+	uint16_t port;
+	const char *reason;
+	const char *rule_name;  /* may be NULL */
+};
+
+/* 403 policy_denied (layer l7) with X-OpenShell-Policy; `close` adds
+ * `Connection: close`, otherwise the tunnel stays usable. malloc'd. */
+char *response_l7_denied(const struct l7_denial *d, bool close, size_t *len);
 
 #endif

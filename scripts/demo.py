@@ -102,8 +102,13 @@ def step_bypass(world, policy):
         return False
     show("curl said:", "exit %d: %s" % (o["rc"], o["err"] or o["out"] or "(nothing)"))
     print(paint("2", "elapsed: ") + "%.1f ms" % (o["elapsed"] * 1000))
-    if o["rc"] != 0 and "hello from" not in o["out"] and o["elapsed"] < 1.0:
+    blocked = "hello from" not in o["out"] and o["elapsed"] < 1.0
+    if blocked and o["rc"] != 0:
         ok("the fence refused the direct connection in %.1f ms" % (o["elapsed"] * 1000))
+        return True
+    if blocked and "policy_denied" in o["out"]:
+        ok("captured by the transparent proxy and denied by policy in %.1f ms"
+           % (o["elapsed"] * 1000))
         return True
     bad("expected an immediate failure (under 1 s), got %s" % o)
     return False

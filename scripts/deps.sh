@@ -11,6 +11,7 @@ PKGS=(
   libcmocka-dev libjson-c-dev
   python3 python3-pytest
   iproute2 nftables util-linux procps curl wget openssl socat openssh-client openssh-sftp-server tmux iputils-ping
+  git python3-requests nodejs binutils
 )
 
 missing=()

@@ -173,6 +173,17 @@ char **child_env_build(char *const *inherited, const struct child_env_params *p)
 		if (strchr(*e, '=') && !is_secret(*e))
 			env_push(&b, strdup(*e));
 	}
+	for (char *const *e = p->extra; e && *e; e++) {
+		const char *eq = strchr(*e, '=');
+		char name[256];
+		if (!eq || (size_t)(eq - *e) >= sizeof name) {
+			b.failed = true;
+			break;
+		}
+		memcpy(name, *e, (size_t)(eq - *e));
+		name[eq - *e] = '\0';
+		env_set(&b, name, eq + 1);
+	}
 	env_set(&b, "OPENSHELL_SANDBOX", "1");
 	if (p->home)
 		env_set(&b, "HOME", p->home);

@@ -129,7 +129,11 @@ int sup_prepare_confinement(struct sup_ctx *ctx)
 	if (ctx->policy->has_filesystem_policy)
 		create_rw_dirs(ctx);
 	struct landlock_event_sink sink = { .warn = landlock_warn, .ud = ctx };
-	if (landlock_prepare(ctx->policy, workdir, NULL, NULL, &sink, &ctx->landlock, err,
+	/* The CA files must stay readable whatever filesystem_policy says: the
+	 * bundle is also bound over the system bundle paths. */
+	const char *ca_files[] = { ctx->ca_cert_path, ctx->ca_bundle_path, NULL };
+	const char *const *extra_ro = ctx->ca_cert_path[0] ? ca_files : NULL;
+	if (landlock_prepare(ctx->policy, workdir, extra_ro, NULL, &sink, &ctx->landlock, err,
 			     sizeof err) != 0) {
 		sup_log(ctx, LOG_ERROR, "landlock: %s", err);
 		return -1;

@@ -250,8 +250,6 @@ static void create_sandbox_ca(struct sup_ctx *ctx)
 	sup_log(ctx, LOG_INFO, "sandbox CA written to %s", ctx->ca_cert_path);
 }
 
-/* ---- transparent capture wiring (issue 3) ---- */
-
 struct capture_job {
 	struct proxy_capture_fds *fds;
 	char err[256];
@@ -278,50 +276,12 @@ static int open_capture(struct sup_ctx *ctx, struct proxy_capture_fds *fds)
 	return 0;
 }
 
-/* The sandbox's resolv.conf: the policy DNS responder (any address works,
- * port 53 is redirected; the gateway reads best in logs). The file is
- * bind-mounted read-only over /etc/resolv.conf in the child's own mount
- * namespace and unlinked once the child has exec'd; the container's own
- * resolv.conf is never modified. Returns 0 and the path, or -1. */
-static int write_sandbox_resolv_conf(struct sup_ctx *ctx, char *path, size_t len)
-{
-	snprintf(path, len, "%s/openshell-resolv-XXXXXX",
-		 access("/run", W_OK) == 0 ? "/run" : "/tmp");
-	int fd = mkstemp(path);
-	if (fd < 0) {
-		sup_log(ctx, LOG_ERROR, "sandbox resolv.conf %s: %s", path, strerror(errno));
-		return -1;
-	}
-	char text[128];
-	int n = snprintf(text, sizeof text, "# openshell-sandbox policy DNS\nnameserver %s\n",
-			 ctx->ns.host_ip);
-	if (fchmod(fd, 0644) != 0 || write(fd, text, (size_t)n) != n) {
-		sup_log(ctx, LOG_ERROR, "sandbox resolv.conf %s: %s", path, strerror(errno));
-		close(fd);
-		unlink(path);
-		return -1;
-	}
-	close(fd);
-	return 0;
-}
-
-/* ---- end of transparent capture wiring ---- */
-
 static int start_proxy(struct sup_ctx *ctx)
 {
 	char ip[64];
 	uint16_t port;
 	if (proxy_address(ctx, ip, sizeof ip, &port) != 0)
 		return -1;
-	create_sandbox_ca(ctx);
-	if (ctx->opt.credentials) { /* issue 4: credential placeholders */
-		char cerr[512] = "";
-		ctx->creds = proxy_credentials_load(ctx->opt.credentials, cerr, sizeof cerr);
-		if (!ctx->creds) {
-			sup_log(ctx, LOG_ERROR, "--credentials: %s", cerr);
-			return -1;
-		}
-	}
 	struct proxy_config cfg = {
 		.listen_ip = ip,
 		.listen_port = port,
@@ -331,7 +291,7 @@ static int start_proxy(struct sup_ctx *ctx)
 		.n_upstream_ca_files = ctx->opt.n_upstream_ca,
 		.creds = ctx->creds,
 	};
-	struct proxy_capture_fds capture; /* transparent capture wiring (issue 3) */
+	struct proxy_capture_fds capture;
 	if (ctx->have_ns) {
 		if (open_capture(ctx, &capture) != 0)
 			return -1;
@@ -352,48 +312,9 @@ static int start_proxy(struct sup_ctx *ctx)
 
 static int spawn_workload(struct sup_ctx *ctx)
 {
-	struct child_env_params ep = {
-		.proxy_url = ctx->proxy_url,
-		.home = ctx->id.home,
-		.user = ctx->id.user,
-		.disable_git_ssh = !(ctx->opt.mode & SUP_MODE_NETWORK),
-		/* TLS interception wiring (issue 4) */
-		.ca_cert_path = ctx->ca_cert_path[0] ? ctx->ca_cert_path : NULL,
-		.ca_bundle_path = ctx->ca_bundle_path[0] ? ctx->ca_bundle_path : NULL,
-	};
-	/* The combined bundle over every system bundle that exists, so a child
-	 * that scrubs its environment still trusts the proxy. */
-	struct sup_bind binds[SUP_MAX_BINDS];
-	size_t n_binds = 0;
-	const char *const *sys = proxy_system_bundle_paths();
-	for (size_t i = 0; ctx->ca_bundle_path[0] && sys[i] && n_binds < SUP_MAX_BINDS; i++)
-		binds[n_binds++] = (struct sup_bind){ .src = ctx->ca_bundle_path, .dst = sys[i],
-						      .optional = true };
-	char resolv[64] = ""; /* transparent capture wiring (issue 3) */
-	if (ctx->have_ns && n_binds < SUP_MAX_BINDS) {
-		if (write_sandbox_resolv_conf(ctx, resolv, sizeof resolv) != 0)
-			return -1;
-		binds[n_binds++] = (struct sup_bind){ .src = resolv, .dst = "/etc/resolv.conf",
-						      .optional = true };
-	}
-	char **envp = child_env_build(environ, &ep);
-	if (!envp) {
-		sup_log(ctx, LOG_ERROR, "building the workload environment failed");
-		if (resolv[0])
-			unlink(resolv);
-		return -1;
-	}
-	struct spawn_request req = {
-		.argv = ctx->opt.argv, .envp = envp, .cwd = ctx->opt.workdir,
-		.id = &ctx->id, .ns = ctx->have_ns ? &ctx->ns : NULL, .new_process_group = true,
-		.landlock = ctx->landlock, .seccomp = ctx->seccomp,
-		.binds = binds, .n_binds = n_binds,
-	};
+	struct sandboxed_child child = { .argv = ctx->opt.argv, .inherited = environ };
 	char err[512] = "";
-	ctx->workload_pid = sup_spawn(&req, err, sizeof err);
-	child_env_free(envp);
-	if (resolv[0]) /* issue 3: mounted in the child by now (it has exec'd) */
-		unlink(resolv);
+	ctx->workload_pid = sup_spawn_sandboxed(ctx, &child, err, sizeof err);
 	if (ctx->workload_pid < 0) {
 		sup_log(ctx, LOG_ERROR, "starting the workload failed: %s", err);
 		return -1;
@@ -406,14 +327,34 @@ static int spawn_workload(struct sup_ctx *ctx)
 	return 0;
 }
 
-static int prepare_agent(struct sup_ctx *ctx)
+static int resolve_identity(struct sup_ctx *ctx)
 {
 	char err[512] = "";
 	if (sup_resolve_identity(ctx->policy, &ctx->id, err, sizeof err) != 0) {
 		sup_log(ctx, LOG_ERROR, "agent identity: %s", err);
 		return -1;
 	}
-	return sup_prepare_confinement(ctx);
+	return 0;
+}
+
+/* The CA and the credentials exist before confinement is prepared: Landlock
+ * must admit the CA files, the environment carries the placeholders. */
+static int prepare_network_secrets(struct sup_ctx *ctx)
+{
+	create_sandbox_ca(ctx);
+	if (!ctx->opt.credentials)
+		return 0;
+	char err[512] = "";
+	ctx->creds = proxy_credentials_load(ctx->opt.credentials, err, sizeof err);
+	if (!ctx->creds) {
+		sup_log(ctx, LOG_ERROR, "--credentials: %s", err);
+		return -1;
+	}
+	if (sup_build_credential_env(ctx) != 0) {
+		sup_log(ctx, LOG_ERROR, "--credentials: building the placeholder environment failed");
+		return -1;
+	}
+	return 0;
 }
 
 static int create_namespace(struct sup_ctx *ctx)
@@ -443,7 +384,10 @@ static int join_sidecar_proxy(struct sup_ctx *ctx)
 		return -1;
 	}
 	snprintf(ctx->proxy_url, sizeof ctx->proxy_url, "%s", ctx->opt.proxy_url);
-	return sup_wait_ready(ctx);
+	if (sup_wait_ready(ctx) != 0)
+		return -1;
+	sup_find_sidecar_ca_files(ctx);
+	return 0;
 }
 
 static int setup(struct sup_ctx *ctx)
@@ -452,11 +396,17 @@ static int setup(struct sup_ctx *ctx)
 	bool combined = mode == (SUP_MODE_NETWORK | SUP_MODE_PROCESS);
 	if (open_audit(ctx) || load_policy(ctx))
 		return -1;
-	if ((mode & SUP_MODE_PROCESS) && prepare_agent(ctx) != 0)
+	if ((mode & SUP_MODE_PROCESS) && resolve_identity(ctx) != 0)
 		return -1;
 	raise_nofile_limit(ctx);
 	if (sup_become_subreaper() != 0)
 		sup_log(ctx, LOG_WARN, "PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+	if ((mode & SUP_MODE_NETWORK) && prepare_network_secrets(ctx) != 0)
+		return -1;
+	if (!(mode & SUP_MODE_NETWORK) && join_sidecar_proxy(ctx) != 0)
+		return -1;
+	if ((mode & SUP_MODE_PROCESS) && sup_prepare_confinement(ctx) != 0)
+		return -1;
 	if (combined && create_namespace(ctx) != 0)
 		return -1;
 	if (init_loop(ctx) != 0) {
@@ -469,8 +419,6 @@ static int setup(struct sup_ctx *ctx)
 		return -1;
 	if (!(mode & SUP_MODE_PROCESS))
 		return sup_write_ready(ctx);
-	if (!(mode & SUP_MODE_NETWORK) && join_sidecar_proxy(ctx) != 0)
-		return -1;
 	if (sup_ssh_start(ctx) != 0)
 		return -1;
 	return spawn_workload(ctx);
@@ -491,8 +439,9 @@ static void teardown(struct sup_ctx *ctx)
 	if (ctx->have_ns)
 		netns_destroy(&ctx->ns);
 	sup_free_confinement(ctx);
-	proxy_ca_free(ctx->ca); /* TLS interception wiring (issue 4); after the proxy */
+	proxy_ca_free(ctx->ca); /* after the proxy: it borrows the CA and credentials */
 	proxy_credentials_free(ctx->creds);
+	sup_argv_free(ctx->cred_env);
 	policy_free(ctx->policy);
 	if (ctx->audit_owned)
 		fclose(ctx->audit);

@@ -146,7 +146,8 @@ pid_t sup_spawn(const struct spawn_request *req, char *err, size_t errlen)
 		run_child(req, pfd[1], parent);
 	}
 	close(pfd[1]);
-	if (req->new_process_group && setpgid(pid, pid) != 0 && errno != EACCES && errno != ESRCH) {
+	if (req->new_process_group && !req->new_session && setpgid(pid, pid) != 0 &&
+	    errno != EACCES && errno != ESRCH) {
 		/* EACCES: the child already exec'd (it set its own group first). */
 		snprintf(err, errlen, "setpgid: %s", strerror(errno));
 	}

@@ -63,31 +63,17 @@ static pid_t ssh_spawn(void *ud, const struct ssh_relay_session_req *req, char *
 		snprintf(err, errlen, "environment too large");
 		return -1;
 	}
-	struct child_env_params ep = {
-		.proxy_url = ctx->proxy_url,
-		.home = ctx->id.home,
-		.user = ctx->id.user,
-		.term = req->pty ? req->term : "dumb",
-		.disable_git_ssh = !(ctx->opt.mode & SUP_MODE_NETWORK),   /* as the workload */
-	};
-	char **envp = child_env_build(merged, &ep);
-	free(merged);
-	if (!envp) {
-		snprintf(err, errlen, "building the session environment failed");
-		return -1;
-	}
 	int stdio[3] = { req->stdin_fd, req->stdout_fd, req->stderr_fd };
 	if (req->pty && fchown(req->stdin_fd, ctx->id.uid, (gid_t)-1) != 0)
 		sup_log(ctx, LOG_WARN, "ssh: chown of the pty slave: %s", strerror(errno));
-	struct spawn_request sr = {
+	struct sandboxed_child child = {
 		.argv = req->command ? sh_argv : req->pty ? shell_pty : shell_pipe,
-		.envp = envp, .cwd = ctx->opt.workdir,
-		.id = &ctx->id, .ns = ctx->have_ns ? &ctx->ns : NULL,
-		.landlock = ctx->landlock, .seccomp = ctx->seccomp,
+		.inherited = merged,
+		.term = req->pty ? req->term : "dumb",
 		.stdio = stdio, .new_session = true, .controlling_tty = req->pty,
 	};
-	pid_t pid = sup_spawn(&sr, err, errlen);
-	child_env_free(envp);
+	pid_t pid = sup_spawn_sandboxed(ctx, &child, err, errlen);
+	free(merged);
 	return pid;
 }
 

@@ -88,6 +88,7 @@ struct sup_ctx {
 	struct cred_store *creds;    /* --credentials, NULL when not given */
 	char ca_cert_path[4096];
 	char ca_bundle_path[4096];
+	char **cred_env;             /* NAME=openshell:resolve:env:NAME, owned */
 	struct landlock_plan *landlock;  /* NULL: no filesystem_policy */
 	struct seccomp_plan *seccomp;    /* NULL: profile off */
 	FILE *audit;
@@ -147,6 +148,7 @@ struct child_env_params {
 	const char *user;
 	const char *term;            /* NULL: keep inherited TERM, else "dumb" */
 	bool disable_git_ssh;        /* sidecar: git over SSH cannot pass the proxy */
+	char *const *extra;          /* KEY=VALUE over the inherited ones (placeholders) */
 };
 char **child_env_build(char *const *inherited, const struct child_env_params *p);
 void child_env_free(char **env);
@@ -182,6 +184,7 @@ struct spawn_request {
 	bool new_session;             /* setsid(): pid = pgid = sid */
 	bool controlling_tty;         /* stdin is a pty slave: make it the ctty */
 };
+
 /* Fork and exec; returns the pid, or -1 with why in err (the child's own
  * failure is reported through a CLOEXEC pipe before we return). */
 pid_t sup_spawn(const struct spawn_request *req, char *err, size_t errlen);
@@ -206,6 +209,20 @@ int sup_wait_ready(struct sup_ctx *ctx);
 /* reload.c */
 int sup_reload_init(struct sup_ctx *ctx);
 void sup_reload_policy(struct sup_ctx *ctx, const char *why);
+
+/* sandboxed.c: the one way into the sandbox (workload and session children). */
+struct sandboxed_child {
+	char *const *argv;
+	char *const *inherited;      /* environment to start from (then forced values) */
+	const char *term;            /* NULL: inherited TERM, else "dumb" */
+	const int *stdio;            /* NULL: inherit the supervisor's */
+	bool new_session;            /* setsid (SSH sessions), else own process group */
+	bool controlling_tty;
+};
+pid_t sup_spawn_sandboxed(struct sup_ctx *ctx, const struct sandboxed_child *c, char *err,
+			  size_t errlen);
+void sup_find_sidecar_ca_files(struct sup_ctx *ctx);
+int sup_build_credential_env(struct sup_ctx *ctx);
 
 /* reaper.c */
 int sup_become_subreaper(void);

@@ -10,6 +10,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import world as world_mod  # noqa: E402
 
 
+def pytest_configure(config):
+    # `slow`: runs in `make check`; deselect while iterating with -m "not slow".
+    config.addinivalue_line("markers", "slow: a long test (e.g. the 150 s idle WebSocket)")
+
+
 def pytest_collection_modifyitems(config, items):
     problem = world_mod.environment_problem()
     if problem:

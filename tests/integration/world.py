@@ -361,7 +361,8 @@ class SandboxHandle:
 
     def pids(self):
         """Live processes of this run: the supervisor and everything it started."""
-        return self.world._run_pids(self.marker, {self.pid}, {self.mnt_ns_if_ours()} - {None})
+        mine = {self.pid} if self.proc.poll() is None else set()  # pids get reused
+        return self.world._run_pids(self.marker, mine, {self.mnt_ns_if_ours()} - {None})
 
     def mnt_ns_if_ours(self):
         """The run's mount namespace inode, while it provably still is this run's: a
@@ -426,6 +427,7 @@ class SandboxHandle:
         except subprocess.TimeoutExpired:
             timed_out = True
             self.kill_all()
+        self.mnt_ns_if_ours()  # snapshot its members now, before the inode can be reused
         self._result = Result(
             returncode=self.proc.returncode, stdout=self.stdout(), stderr=self.stderr(),
             audit_lines=self.audit_lines(), audit_raw=self.audit_raw(),
@@ -639,9 +641,10 @@ class World:
         return d
 
     def start_sandbox(self, policy_yaml, argv, extra_args=(), env=None, audit=True,
-                      policy_path=None):
+                      policy_path=None, netns=None):
         """Start the supervisor in the background. policy_yaml None: no --policy-data
-        (unless policy_path names an existing file to pass as is)."""
+        (unless policy_path names an existing file to pass as is). netns: a namespace
+        path to run in instead of the container's (sidecar tests)."""
         self.require_binary()
         d = self.new_run_dir()
         sup_args = []
@@ -653,7 +656,7 @@ class World:
         if audit:
             sup_args += ["--audit-log", str(d / "audit.jsonl")]
         sup_args += list(map(str, extra_args))
-        full = self.container_argv([self.sandbox_bin, *sup_args, "--", *argv])
+        full = self.container_argv([self.sandbox_bin, *sup_args, "--", *argv], netns)
         marker = "%s-%03d" % (self.id, self.runs_started)
         # The sandbox CA files go into the run dir, never the machine's /etc.
         env = {"OPENSHELL_PROXY_TLS_DIR": str(d / "tls"), **(env or {})}
@@ -673,10 +676,10 @@ class World:
         return h
 
     def run_sandbox(self, policy_yaml, argv, timeout=30, extra_args=(), env=None, audit=True,
-                    policy_path=None):
+                    policy_path=None, netns=None):
         """Run the supervisor to completion; returns a Result."""
         return self.start_sandbox(policy_yaml, argv, extra_args, env, audit,
-                                  policy_path).wait(timeout)
+                                  policy_path, netns).wait(timeout)
 
     # ---- probes -------------------------------------------------------------------------
     def probe_argv(self, *args):
@@ -787,7 +790,9 @@ class World:
     def _all_run_pids(self):
         prefix = ("%s=%s-" % (MARKER_VAR, self.id)).encode()
         mnts = {h.mnt_ns_if_ours() for h in self._handles} - {None}
-        ours = {h.pid for h in self._handles}
+        # Only supervisors still running: a finished one's pid may already belong to
+        # someone else (pid_max wraps quickly under load; other sessions run too).
+        ours = {h.pid for h in self._handles if h.proc.poll() is None}
         out = []
         for pid in _all_pids():
             if pid == os.getpid() or not _pid_alive(pid):

@@ -18,9 +18,23 @@ Logs (one JSON object per line, appended, flushed per line) in the world dir:
   udp.jsonl   {"local_ip","port","peer","data_hex"}
   icmp.jsonl  {"src","dst","type"}  every ICMP echo request reaching the world
 The process prints READY on stdout once every socket is bound.
+
+Extra paths of the HTTP(S) servers (TLS interception tests):
+  /ws            WebSocket echo (RFC 6455): sends a text frame "hello" together with the
+                 101, then echoes every text/binary message with the same opcode, answers
+                 pings, closes on close; no idle timeout
+  /bytes/N       N deterministic bytes (i % 251), Content-Length, streamed
+  /sha256        reads the whole request body (Content-Length or chunked), answers
+                 "sha256=<hex>\nbytes=<n>\n"
+  /repo.git/...  git smart HTTP (`git http-backend`) for the bare repo made at start
+                 (one commit, file README with "hello from git\n"), if git is installed
 """
 
+import hashlib
+import base64
 import http.server
+import os
+import subprocess
 import ipaddress
 import json
 import signal
@@ -75,6 +89,7 @@ class WorldHTTPServer(DualStackMixin, http.server.ThreadingHTTPServer):
         self.names = names
         self.log = log
         self.tls_ctx = tls_ctx
+        self.git_root = None
         super().__init__(("::", port), WorldHandler)
 
     def get_request(self):
@@ -97,6 +112,15 @@ class WorldHandler(http.server.BaseHTTPRequestHandler):
         pass
 
     def _respond(self):
+        route = self.path.split("?", 1)[0]
+        if route == "/ws" and self.headers.get("Upgrade", "").lower() == "websocket":
+            return self._websocket()
+        if route.startswith("/bytes/"):
+            return self._bytes(route)
+        if route == "/sha256":
+            return self._sha256()
+        if route.startswith("/repo.git/") and self.server.git_root:
+            return self._git()
         local_ip = plain_ip(self.connection.getsockname()[0])
         port = self.connection.getsockname()[1]
         peer = plain_ip(self.client_address[0])
@@ -134,7 +158,176 @@ class WorldHandler(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    # ---- TLS interception test paths -------------------------------------------------
+    def _log_request(self):
+        local_ip = plain_ip(self.connection.getsockname()[0])
+        self.server.log.write({
+            "name": self.server.server_name(local_ip), "local_ip": local_ip,
+            "port": self.connection.getsockname()[1], "scheme": self.server.scheme,
+            "method": self.command, "path": self.path, "host": self.headers.get("Host", ""),
+            "peer": plain_ip(self.client_address[0]),
+        })
+
+    def _bytes(self, route):
+        self._log_request()
+        try:
+            n = int(route[len("/bytes/"):])
+        except ValueError:
+            n = 0
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(n))
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        block = bytes(i % 251 for i in range(251 * 256))
+        sent = 0
+        while sent < n:
+            k = min(len(block), n - sent)
+            self.wfile.write(block[:k])
+            sent += k
+
+    def _read_body(self, sink):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return
+                left = size
+                while left:
+                    b = self.rfile.read(min(left, 1 << 16))
+                    if not b:
+                        raise ConnectionError("short chunk")
+                    sink(b)
+                    left -= len(b)
+                self.rfile.readline()
+        left = int(self.headers.get("Content-Length", "0") or "0")
+        while left:
+            b = self.rfile.read(min(left, 1 << 16))
+            if not b:
+                raise ConnectionError("short body")
+            sink(b)
+            left -= len(b)
+
+    def _sha256(self):
+        self._log_request()
+        self.connection.settimeout(120)
+        h = hashlib.sha256()
+        count = [0]
+
+        def sink(b):
+            h.update(b)
+            count[0] += len(b)
+        self._read_body(sink)
+        body = ("sha256=%s\nbytes=%d\n" % (h.hexdigest(), count[0])).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _git(self):
+        self._log_request()
+        chunks = []
+        self._read_body(chunks.append)
+        path, _, query = self.path.partition("?")
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "GIT_PROJECT_ROOT": self.server.git_root, "GIT_HTTP_EXPORT_ALL": "1",
+            "PATH_INFO": path, "QUERY_STRING": query, "REQUEST_METHOD": self.command,
+            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+            "REMOTE_ADDR": plain_ip(self.client_address[0]),
+        }
+        if self.headers.get("Git-Protocol"):
+            env["GIT_PROTOCOL"] = self.headers["Git-Protocol"]
+        p = subprocess.run(["git", "http-backend"], input=b"".join(chunks), env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=60)
+        head, _, body = p.stdout.partition(b"\r\n\r\n")
+        if not _:
+            head, _, body = p.stdout.partition(b"\n\n")
+        status, headers = 200, []
+        for line in head.decode("latin-1").splitlines():
+            k, _, v = line.partition(":")
+            if k.lower() == "status":
+                status = int(v.strip().split()[0])
+            elif k:
+                headers.append((k, v.strip()))
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _websocket(self):
+        self._log_request()
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        accept = base64.b64encode(hashlib.sha1(
+            (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+        head = ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n" % accept)
+        # The greeting travels in the same write as the 101 (the overflow case).
+        self.wfile.write(head.encode() + ws_frame(0x1, b"hello"))
+        self.wfile.flush()
+        self.connection.settimeout(None)  # idle WebSockets stay open
+        self.close_connection = True
+        while True:
+            frame = ws_read_frame(self.rfile)
+            if frame is None:
+                return
+            opcode, payload = frame
+            if opcode == 0x8:
+                self.wfile.write(ws_frame(0x8, payload[:2]))
+                self.wfile.flush()
+                return
+            if opcode == 0x9:
+                self.wfile.write(ws_frame(0xA, payload))
+            elif opcode in (0x1, 0x2):
+                self.wfile.write(ws_frame(opcode, payload))
+            self.wfile.flush()
+
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _respond
+
+
+def ws_frame(opcode, payload):
+    """An unmasked, final server frame."""
+    n = len(payload)
+    if n < 126:
+        hdr = struct.pack("!BB", 0x80 | opcode, n)
+    elif n < 65536:
+        hdr = struct.pack("!BBH", 0x80 | opcode, 126, n)
+    else:
+        hdr = struct.pack("!BBQ", 0x80 | opcode, 127, n)
+    return hdr + payload
+
+
+def ws_read_frame(f):
+    """(opcode, unmasked payload) of one whole message (fragments joined), or None."""
+    data, opcode = b"", None
+    while True:
+        h = f.read(2)
+        if len(h) < 2:
+            return None
+        fin, op = h[0] & 0x80, h[0] & 0x0F
+        masked, n = h[1] & 0x80, h[1] & 0x7F
+        if n == 126:
+            n = struct.unpack("!H", f.read(2))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", f.read(8))[0]
+        mask = f.read(4) if masked else b"\0\0\0\0"
+        payload = f.read(n)
+        if len(payload) < n:
+            return None
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        if op >= 0x8:
+            return op, payload
+        if op != 0:
+            opcode = op
+        data += payload
+        if fin:
+            return opcode, data
 
 
 class EchoHandler(socketserver.BaseRequestHandler):
@@ -254,6 +447,29 @@ def start_thread(target, *args):
     return t
 
 
+def make_git_repo(world_dir):
+    """A bare repo <world_dir>/git/repo.git with one commit; None without git."""
+    root = os.path.join(world_dir, "git")
+    work = os.path.join(world_dir, "git-work")
+    try:
+        os.makedirs(work, exist_ok=True)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": world_dir,
+               "GIT_AUTHOR_NAME": "world", "GIT_AUTHOR_EMAIL": "world@world.test",
+               "GIT_COMMITTER_NAME": "world", "GIT_COMMITTER_EMAIL": "world@world.test",
+               "GIT_CONFIG_NOSYSTEM": "1"}
+        with open(os.path.join(work, "README"), "w") as f:
+            f.write("hello from git\n")
+        for argv in (["git", "init", "-q", "-b", "main", work],
+                     ["git", "-C", work, "add", "README"],
+                     ["git", "-C", work, "commit", "-q", "-m", "world"],
+                     ["git", "clone", "-q", "--bare", work, os.path.join(root, "repo.git")]):
+            subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=30)
+        return root
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def main(config_path):
     with open(config_path, encoding="utf-8") as f:
         cfg = json.load(f)
@@ -265,6 +481,9 @@ def main(config_path):
 
     servers = [WorldHTTPServer(p, "http", names, http_log) for p in cfg["http_ports"]]
     servers += [WorldHTTPServer(p, "https", names, http_log, tls_ctx) for p in cfg["https_ports"]]
+    git_root = make_git_repo(d)
+    for srv in servers:
+        srv.git_root = git_root
     servers.append(EchoServer(("::", cfg["echo_port"]), EchoHandler))
     for srv in servers:
         start_thread(srv.serve_forever)

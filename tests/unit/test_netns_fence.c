@@ -144,6 +144,61 @@ static void test_buffer_bounds(void **state)
 	assert_true(netns_fence_ruleset(buf, sizeof(buf), "255.255.255.255", 65535, "ZZZZZZZZ") > 0);
 }
 
+static void make_capture(uint16_t tcp_port, uint16_t dns_port)
+{
+	int n = netns_fence_ruleset_capture(buf, sizeof(buf), "10.200.3.1", 3128, "abc",
+					    tcp_port, dns_port);
+	assert_true(n > 0);
+	assert_int_equal((size_t)n, strlen(buf));
+}
+
+/* Capture: the nat chain redirects DNS first, leaves loopback and the proxy
+ * alone, then redirects all other IPv4 TCP; the filter chain admits the two
+ * capture ports only for redirected flows, before loopback is accepted. */
+static void test_capture_order(void **state)
+{
+	(void)state;
+	make_capture(15001, 15053);
+	long nat = pos("chain capture {\n\t\ttype nat hook output priority -100; policy accept;\n");
+	long dns_udp = pos("meta nfproto ipv4 udp dport 53 counter redirect to :15053\n");
+	long dns_tcp = pos("meta nfproto ipv4 tcp dport 53 counter redirect to :15053\n");
+	long lo_ret = pos("oifname \"lo\" return\n");
+	long px_ret = pos("ip daddr 10.200.3.1 tcp dport 3128 return\n");
+	long tcp = pos("meta nfproto ipv4 meta l4proto tcp counter redirect to :15001\n");
+	long filter = pos("chain output {");
+	assert_true(nat < dns_udp && dns_udp < dns_tcp && dns_tcp < lo_ret);
+	assert_true(lo_ret < px_ret && px_ret < tcp && tcp < filter);
+	long acc_tcp = pos("tcp dport { 15001, 15053 } ct status dnat accept\n");
+	long acc_udp = pos("udp dport 15053 ct status dnat accept\n");
+	long rej_tcp = pos("tcp dport { 15001, 15053 } counter reject with tcp reset\n");
+	long rej_udp = pos("udp dport 15053 counter reject with icmpx type port-unreachable\n");
+	long lo = pos("oifname \"lo\" accept");
+	assert_true(filter < acc_tcp && acc_tcp < acc_udp && acc_udp < rej_tcp);
+	assert_true(rej_tcp < rej_udp && rej_udp < lo);
+	assert_int_equal(count("redirect"), 3);
+	assert_int_equal(count("table "), 1);
+	assert_int_equal(count("chain "), 2);
+	assert_int_equal(count("ip6"), 0); /* IPv6 is never redirected */
+	assert_null(strstr(buf + pos("log prefix"), "accept"));
+}
+
+static void test_capture_bad_ports(void **state)
+{
+	(void)state;
+	const uint16_t bad[][2] = { { 15001, 0 }, { 0, 15053 }, { 15001, 15001 },
+				    { 3128, 15053 }, { 15001, 3128 } };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(netns_fence_ruleset_capture(buf, sizeof(buf), "10.200.0.1", 3128,
+							     "ab", bad[i][0], bad[i][1]), -1);
+	/* both zero: exactly the plain fence */
+	int n = netns_fence_ruleset_capture(buf, sizeof(buf), "10.200.0.1", 3128, "1a2b3c4d", 0, 0);
+	assert_int_equal((size_t)n, strlen(golden));
+	assert_string_equal(buf, golden);
+	/* the longest capture ruleset fits the documented maximum */
+	assert_true(netns_fence_ruleset_capture(buf, sizeof(buf), "255.255.255.255", 65535,
+						"ZZZZZZZZ", 65534, 65533) > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -152,6 +207,8 @@ int main(void)
 		cmocka_unit_test(test_counts),
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_buffer_bounds),
+		cmocka_unit_test(test_capture_order),
+		cmocka_unit_test(test_capture_bad_ports),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

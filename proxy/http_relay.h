@@ -1,0 +1,89 @@
+/* http_relay.h - HTTP/1.1 relay inside intercepted tunnels (private to
+ * proxy/).
+ *
+ * A session owns nothing of the connection's handles: it borrows the
+ * client and upstream streams and the timer of a conn (conn.c), drives
+ * them until the tunnel ends, and asks the owner to close. The session
+ * terminates TLS on both sides when the client speaks TLS, relays
+ * plaintext HTTP/1.1 otherwise, and falls back to a raw byte relay for
+ * anything that is neither. After a solicited 101 it becomes a raw relay.
+ */
+#ifndef OPENSHELL_PROXY_HTTP_RELAY_H
+#define OPENSHELL_PROXY_HTTP_RELAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "proxy/proxy.h"
+
+#define HR_MAX_RESPONSE_HEADERS 256u /* response header lines -> close */
+
+/* ---- response head parser (http_relay_parse.c) ---- */
+
+struct http_resp_head {
+	int status;                 /* 100..999 */
+	int minor_version;          /* 0 or 1 */
+	size_t head_len;            /* bytes up to and including the empty line */
+	bool has_content_length;
+	uint64_t content_length;
+	bool chunked;
+	bool conn_close;            /* Connection: close */
+	bool has_upgrade;           /* an Upgrade header */
+};
+
+enum http_resp_result {
+	HTTP_RESP_OK = 0,
+	HTTP_RESP_INCOMPLETE,
+	HTTP_RESP_BAD,
+};
+
+/* Strict: bare CR/LF, obs-fold, whitespace before ':', control bytes,
+ * CL+TE, a TE other than exactly `chunked`, differing CLs -> BAD. */
+enum http_resp_result http_resp_parse(const char *buf, size_t len, struct http_resp_head *out,
+				      const char **why);
+
+/* Does the Host / absolute-form authority `auth` name host:port? (host
+ * case-insensitive, trailing dot and IPv6 brackets ignored, `dflt` when
+ * no port is given). */
+bool hr_authority_matches(const char *auth, size_t len, const char *host, uint16_t port,
+			  uint16_t dflt);
+
+/* ---- session (http_relay.c) ---- */
+
+struct proxy;
+struct hr_session;
+
+struct hr_params {
+	struct proxy *px;
+	void *owner;                      /* the conn */
+	void (*close_owner)(void *owner); /* close the connection now */
+	uv_tcp_t *client, *upstream;      /* connected; owner's handles */
+	uv_timer_t *timer;                /* owner's timer, stopped */
+	const char *host;                 /* CONNECT host (copied) */
+	uint16_t port;
+	const char *rule_name;            /* copied; may be NULL */
+	const char *src_ip;               /* copied; may be NULL */
+	uint16_t src_port;
+	const char *early;                /* client bytes already read (copied) */
+	size_t early_len;
+	bool l7;                          /* the endpoint has L7 rules to enforce */
+	bool allow_encoded_slash;         /* endpoint option, for canonicalization */
+};
+
+/* Take over the tunnel (the 200 has been queued): from here the handles'
+ * data pointers belong to the session. NULL on allocation failure (nothing
+ * taken; the owner closes). Store the session, then call hr_run(). */
+struct hr_session *hr_start(const struct hr_params *p);
+void hr_run(struct hr_session *s);
+/* The owner is closing: give its handles back (their data pointers are
+ * restored to the owner), never touch them again. */
+void hr_detach(struct hr_session *s, void *owner);
+void hr_free(struct hr_session *s);
+
+struct cred_store;
+/* Is `host` in the scope of any credential (so the tunnel is intercepted)? */
+bool hr_host_has_credentials(const struct cred_store *cs, const char *host);
+
+#endif

@@ -1,0 +1,454 @@
+/* http_relay_req.c - one request inside an intercepted tunnel: authority
+ * check, canonical target, L7 policy, credential placeholders, the head
+ * sent upstream, and the answers the proxy gives itself. */
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "policy/policy.h"
+#include "proxy/audit.h"
+#include "proxy/canon.h"
+#include "proxy/cred.h"
+#include "proxy/http_relay_int.h"
+#include "proxy/proxy_int.h"
+#include "proxy/response.h"
+
+/* ---- audit ---- */
+
+void hr_audit_request(struct hr_session *s, bool allow, const char *method,
+			  const char *path, const char *reason, const char *what)
+{
+	char msg[600];
+	snprintf(msg, sizeof(msg), "%s %s http%s://%s:%u%s", method, what, s->tls ? "s" : "",
+		 s->host, (unsigned)s->port, path);
+	struct audit_event e = {
+		.allow = allow,
+		.method = method,
+		.host = s->host,
+		.port = s->port,
+		.rule_name = s->rule_name,
+		.rule_type = "l7",
+		.reason = reason,
+		.message = msg,
+		.src_ip = s->src_ip[0] ? s->src_ip : NULL,
+		.src_port = s->src_port,
+		.time_ms = audit_now_ms(),
+	};
+	char *line = audit_event_json(&e);
+	if (line == NULL) {
+		hr_log(s, PROXY_LOG_ERROR, "audit event could not be built");
+		return;
+	}
+	px_audit(s->px, line);
+	free(line);
+}
+
+
+static void copy_slice(char *dst, size_t cap, struct http_slice sl)
+{
+	size_t n = sl.len < cap - 1 ? sl.len : cap - 1;
+	memcpy(dst, sl.p, n);
+	dst[n] = '\0';
+}
+
+/* Answer a request ourselves. keep: the tunnel stays usable. */
+void hr_answer(struct hr_session *s, char *resp, size_t len, bool keep)
+{
+	if (resp == NULL) {
+		hr_fail(s, "out of memory");
+		return;
+	}
+	bool ok = hr_side_write(s, &s->side[CL], resp, len);
+	free(resp);
+	if (ok && !keep)
+		hr_finish(s);
+}
+
+static void answer_error(struct hr_session *s, int status, const char *error, const char *detail)
+{
+	size_t len = 0;
+	char *resp = response_json_error(status, error, detail, &len);
+	hr_answer(s, resp, len, false);
+}
+
+/* The origin-form part of the request-target (absolute-form: after the
+ * authority). Returns false when the target is not usable. */
+static bool origin_form(struct http_slice t, struct http_slice *auth, struct http_slice *out)
+{
+	auth->p = NULL;
+	auth->len = 0;
+	if (t.len > 0 && t.p[0] == '/') {
+		*out = t;
+		return true;
+	}
+	const char *sep = NULL;
+	if (t.len > 8 && strncasecmp(t.p, "https://", 8) == 0)
+		sep = t.p + 8;
+	else if (t.len > 7 && strncasecmp(t.p, "http://", 7) == 0)
+		sep = t.p + 7;
+	if (sep == NULL)
+		return false;
+	const char *end = t.p + t.len;
+	const char *slash = memchr(sep, '/', (size_t)(end - sep));
+	const char *q = memchr(sep, '?', (size_t)(end - sep));
+	const char *stop = slash != NULL ? slash : end;
+	if (q != NULL && q < stop)
+		stop = q;
+	auth->p = sep;
+	auth->len = (size_t)(stop - sep);
+	if (slash == NULL || (q != NULL && q < slash))
+		return false; /* "http://h?x": rare, refused rather than guessed */
+	out->p = slash;
+	out->len = (size_t)(end - slash);
+	return true;
+}
+
+static bool requested_upgrade(const struct http_head *h)
+{
+	const struct http_header *conn = http_head_find(h, "connection");
+	return http_head_find(h, "upgrade") != NULL && conn != NULL &&
+	       http_list_has_token(conn->value, "upgrade");
+}
+
+/* A growable byte buffer; wiped when freed (it may hold real credentials). */
+struct obuf {
+	char *p;
+	size_t len, cap;
+	bool failed;
+};
+
+static void ob_put(struct obuf *o, const char *d, size_t n)
+{
+	if (o->failed)
+		return;
+	if (o->len + n > o->cap) {
+		size_t cap = o->cap ? o->cap : 1024;
+		while (cap < o->len + n)
+			cap *= 2;
+		char *p = malloc(cap);
+		if (p == NULL) {
+			o->failed = true;
+			return;
+		}
+		if (o->len > 0)
+			memcpy(p, o->p, o->len);
+		if (o->p != NULL) {
+			OPENSSL_cleanse(o->p, o->cap);
+			free(o->p);
+		}
+		o->p = p;
+		o->cap = cap;
+	}
+	memcpy(o->p + o->len, d, n);
+	o->len += n;
+}
+
+static void ob_free(struct obuf *o)
+{
+	if (o->p != NULL) {
+		OPENSSL_cleanse(o->p, o->cap);
+		free(o->p);
+	}
+	memset(o, 0, sizeof(*o));
+}
+
+#define HR_CRED_BUF_BYTES (4u * CRED_MAX_VALUE_BYTES + 1024u)
+
+/* Refuse a request whose placeholders cannot be resolved here. */
+static void refuse_credentials(struct hr_session *s, const char *method, const char *path,
+			       int r)
+{
+	char detail[300];
+	snprintf(detail, sizeof(detail), "%s %s: credential placeholder refused: %s", method, path,
+		 cred_result_str(r));
+	hr_log(s, PROXY_LOG_WARN, "%s", detail);
+	hr_audit_request(s, false, method, path, detail, "denied");
+	answer_error(s, 403,
+		     r == CRED_OUT_OF_SCOPE ? "credential_endpoint_mismatch" : "credential_unavailable",
+		     detail);
+}
+
+/* Build and send the upstream head: request line with the canonical
+ * target (placeholders resolved), the client's headers (placeholders
+ * resolved) unchanged otherwise. False: refused or failed (handled). */
+static bool send_request_head(struct hr_session *s, const struct http_head *h,
+			      const char *method, const char *target, const char *log_path)
+{
+	const struct cred_store *cs = s->px->creds;
+	struct obuf o = { 0 };
+	char *tmp = malloc(HR_CRED_BUF_BYTES);
+	if (tmp == NULL) {
+		hr_fail(s, "out of memory");
+		return false;
+	}
+	int bad = CRED_OK;
+	size_t n = 0;
+	ob_put(&o, h->method.p, h->method.len);
+	ob_put(&o, " ", 1);
+	int r = cred_rewrite_target(cs, s->host, target, strlen(target), tmp, HR_CRED_BUF_BYTES, &n);
+	if (r == CRED_OK)
+		ob_put(&o, tmp, n);
+	else if (r == CRED_NO_PLACEHOLDER)
+		ob_put(&o, target, strlen(target));
+	else
+		bad = r;
+	ob_put(&o, h->minor_version ? " HTTP/1.1\r\n" : " HTTP/1.0\r\n", 11);
+	for (size_t i = 0; i < h->n_headers && bad == CRED_OK; i++) {
+		const struct http_header *hd = &h->headers[i];
+		ob_put(&o, hd->name.p, hd->name.len);
+		ob_put(&o, ": ", 2);
+		r = CRED_NO_PLACEHOLDER;
+		if (cred_contains_placeholder(hd->value.p, hd->value.len)) {
+			char name[64];
+			copy_slice(name, sizeof(name), hd->name);
+			r = cred_rewrite_header(cs, s->host, name, hd->value.p, hd->value.len, tmp,
+						HR_CRED_BUF_BYTES, &n);
+		}
+		if (r == CRED_OK)
+			ob_put(&o, tmp, n);
+		else if (r == CRED_NO_PLACEHOLDER)
+			ob_put(&o, hd->value.p, hd->value.len);
+		else
+			bad = r;
+		ob_put(&o, "\r\n", 2);
+	}
+	ob_put(&o, "\r\n", 2);
+	OPENSSL_cleanse(tmp, HR_CRED_BUF_BYTES);
+	free(tmp);
+	bool ok = false;
+	if (bad != CRED_OK)
+		refuse_credentials(s, method, log_path, bad);
+	else if (o.failed)
+		hr_fail(s, "out of memory");
+	else
+		ok = hr_side_write(s, &s->side[UP], o.p, o.len);
+	ob_free(&o);
+	return ok;
+}
+
+bool hr_host_has_credentials(const struct cred_store *cs, const char *host)
+{
+	size_t count = cs != NULL ? cred_count(cs) : 0;
+	if (count == 0)
+		return false;
+	char *out = malloc(HR_CRED_BUF_BYTES);
+	if (out == NULL)
+		return true; /* intercepting is the safe side */
+	bool found = false;
+	for (size_t i = 0; i < count && !found; i++) {
+		char ph[sizeof(CRED_PLACEHOLDER_PREFIX) + CRED_MAX_NAME_BYTES + 1];
+		int len = snprintf(ph, sizeof(ph), "%s%s", CRED_PLACEHOLDER_PREFIX, cred_name(cs, i));
+		size_t n = 0;
+		if (len > 0 && (size_t)len < sizeof(ph))
+			found = cred_rewrite_header(cs, host, "x", ph, (size_t)len, out,
+						    HR_CRED_BUF_BYTES, &n) == CRED_OK;
+	}
+	OPENSSL_cleanse(out, HR_CRED_BUF_BYTES);
+	free(out);
+	return found;
+}
+
+static void deny_request(struct hr_session *s, const struct http_head *h, const char *method,
+			 const char *path, const char *reason, bool keep)
+{
+	struct l7_denial d = {
+		.method = method,
+		.path = path,
+		.host = s->host,
+		.port = s->port,
+		.reason = reason,
+		.rule_name = s->rule_name,
+	};
+	size_t len = 0;
+	char *resp = response_l7_denied(&d, !keep, &len);
+	hr_answer(s, resp, len, keep);
+}
+
+/* After the head: where does this request's body end? */
+static void start_request_body(struct hr_session *s, const struct http_head *h, bool forward)
+{
+	s->rq_chunked = h->chunked;
+	s->rq_left = h->has_content_length ? h->content_length : 0;
+	if (h->chunked)
+		chunked_init(&s->rq_chunk);
+	bool body = h->chunked || s->rq_left > 0;
+	if (!body)
+		s->rq = forward ? RQ_WAIT : RQ_HEAD;
+	else
+		s->rq = forward ? RQ_BODY : RQ_DISCARD;
+}
+
+/* Replace placeholders in buf (NUL-terminated, capacity cap) with
+ * [CREDENTIAL]; the result is never longer. */
+static bool redact_in_place(char *buf, size_t cap)
+{
+	size_t len = strlen(buf);
+	if (len == 0 || !cred_contains_placeholder(buf, len))
+		return true;
+	char *tmp = malloc(cap);
+	size_t n = 0;
+	bool ok = tmp != NULL && cred_redact_placeholders(buf, len, tmp, cap, &n) == CRED_OK;
+	if (ok)
+		memcpy(buf, tmp, n + 1);
+	free(tmp);
+	return ok;
+}
+
+/* The request's authority (absolute-form URI, Host) must be the tunnel's:
+ * a tunnel admitted for one host never carries requests for another. */
+static bool authority_matches_tunnel(const struct hr_session *s, const struct http_head *h,
+				     struct http_slice auth)
+{
+	const struct http_header *hosth = http_head_find(h, "host");
+	uint16_t dflt = s->tls ? 443 : 80;
+	if (auth.p != NULL && !hr_authority_matches(auth.p, auth.len, s->host, s->port, dflt))
+		return false;
+	if (hosth == NULL)
+		return h->minor_version == 0; /* HTTP/1.1 requires Host */
+	return hr_authority_matches(hosth->value.p, hosth->value.len, s->host, s->port, dflt);
+}
+
+/* The request-target in three heap buffers. `path` and `query` are what
+ * policy and logs see (placeholders redacted); `target` is the canonical
+ * "path?query" with placeholders, for the upstream rewrite. */
+struct req_target {
+	char *path;
+	char *query;
+	char *target;
+};
+
+#define TARGET_CAP (CANON_MAX_PATH_BYTES + CANON_MAX_QUERY_BYTES + 2)
+
+static void req_target_free(struct req_target *t)
+{
+	free(t->path);
+	free(t->query);
+	free(t->target);
+}
+
+/* Canonicalize; on failure the client has been answered (or the tunnel
+ * failed) and false is returned. */
+static bool canonical_target(struct hr_session *s, const char *method, struct http_slice tgt,
+			     struct req_target *t)
+{
+	t->path = malloc(CANON_MAX_PATH_BYTES + 1);
+	t->query = malloc(CANON_MAX_QUERY_BYTES + 1);
+	t->target = malloc(TARGET_CAP);
+	if (t->path == NULL || t->query == NULL || t->target == NULL) {
+		hr_fail(s, "out of memory");
+		return false;
+	}
+	const char *cerr = NULL;
+	if (canon_request_target(tgt.p, tgt.len, s->allow_encoded_slash, t->path,
+				 CANON_MAX_PATH_BYTES + 1, t->query, CANON_MAX_QUERY_BYTES + 1,
+				 &cerr) != 0 ||
+	    canon_format_target(t->path, t->query, t->target, TARGET_CAP) == 0) {
+		char detail[300];
+		snprintf(detail, sizeof(detail), "request-target rejected: %s",
+			 cerr ? cerr : "too long");
+		hr_audit_request(s, false, method, "", detail, "denied");
+		answer_error(s, 400, "invalid_request_target", detail);
+		return false;
+	}
+	if (!redact_in_place(t->path, CANON_MAX_PATH_BYTES + 1) ||
+	    !redact_in_place(t->query, CANON_MAX_QUERY_BYTES + 1)) {
+		hr_fail(s, "out of memory");
+		return false;
+	}
+	return true;
+}
+
+/* Can the tunnel go on after we answer this request ourselves? Not when
+ * the client may still send (or withhold) a body we cannot frame, nor when
+ * it asked to close. */
+static bool keep_after_answer(const struct http_head *h)
+{
+	const struct http_header *expect = http_head_find(h, "expect");
+	const struct http_header *conn = http_head_find(h, "connection");
+	if (expect != NULL && (h->chunked || h->content_length > 0))
+		return false;
+	return h->minor_version == 1 &&
+	       !(conn != NULL && http_list_has_token(conn->value, "close"));
+}
+
+/* L7 rules: true when the request may go upstream (allowed, or audit mode);
+ * otherwise it has been answered with a 403 and its body is discarded. */
+static bool admit_request(struct hr_session *s, const struct http_head *h, const char *method,
+			  const struct req_target *t)
+{
+	bool keep = keep_after_answer(h);
+	const struct http_header *upg = http_head_find(h, "upgrade");
+	const char *why = NULL;
+	struct policy_l7_result r;
+	memset(&r, 0, sizeof(r));
+	if (upg != NULL && http_list_has_token(upg->value, "h2c")) {
+		why = "HTTP/2 cleartext upgrade (h2c) is not supported on L7 endpoints";
+		keep = false;
+	} else if (s->px->policy == NULL) {
+		why = "no policy loaded";
+	} else {
+		policy_l7_evaluate(s->px->policy, s->host, s->port, method, t->path,
+				   t->query[0] ? t->query : NULL, &r);
+		if (r.verdict == POLICY_L7_DENY)
+			why = r.reason;
+	}
+	if (why == NULL) {
+		bool audit_only = r.verdict == POLICY_L7_AUDIT_DENY;
+		hr_audit_request(s, true, method, t->path, audit_only ? r.reason : NULL,
+				 audit_only ? "audit-allowed" : "allowed");
+		return true;
+	}
+	hr_log(s, PROXY_LOG_INFO, "%s %s denied: %s", method, t->path, why);
+	hr_audit_request(s, false, method, t->path, why, "denied");
+	deny_request(s, h, method, t->path, why, keep);
+	if (keep && !s->closing && s->mode != M_ENDING) {
+		hr_consume(&s->side[CL], h->head_len);
+		start_request_body(s, h, false);
+	}
+	return false;
+}
+
+void hr_handle_request(struct hr_session *s, const struct http_head *h)
+{
+	char method[POLICY_L7_MAX_METHOD_BYTES + 1];
+	copy_slice(method, sizeof(method), h->method);
+	s->n_requests++;
+	struct http_slice auth, tgt;
+	if (!origin_form(h->target, &auth, &tgt)) {
+		answer_error(s, 400, "invalid_request_target",
+			     "request-target must be origin-form or absolute-form http(s)");
+		return;
+	}
+	if (!authority_matches_tunnel(s, h, auth)) {
+		hr_log(s, PROXY_LOG_INFO, "%s: request authority does not match the tunnel", method);
+		hr_audit_request(s, false, method, "", "request authority does not match tunnel",
+				 "denied");
+		answer_error(s, 403, "request_authority_mismatch",
+			     "HTTP request authority does not match the authorized tunnel endpoint");
+		return;
+	}
+	struct req_target t = { 0 };
+	if (!canonical_target(s, method, tgt, &t))
+		goto out;
+	if (s->l7) {
+		if (!admit_request(s, h, method, &t))
+			goto out;
+	} else {
+		hr_audit_request(s, true, method, t.path, NULL, "allowed");
+	}
+	const struct http_header *conn = http_head_find(h, "connection");
+	s->req_is_head = h->method.len == 4 && memcmp(h->method.p, "HEAD", 4) == 0;
+	s->req_upgrade = requested_upgrade(h);
+	s->req_close = (conn != NULL && http_list_has_token(conn->value, "close")) ||
+		       (h->minor_version == 0 &&
+			(conn == NULL || !http_list_has_token(conn->value, "keep-alive")));
+	if (!send_request_head(s, h, method, t.target, t.path))
+		goto out;
+	hr_consume(&s->side[CL], h->head_len);
+	start_request_body(s, h, true);
+	s->rs = RS_HEAD;
+out:
+	req_target_free(&t);
+}

@@ -1,0 +1,249 @@
+/* tls.c - server and client TLS contexts for interception. */
+#include "proxy/tls.h"
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/ca.h"
+#include "proxy/cred.h"
+
+static const unsigned char alpn_http11[] = { 8, 'h', 't', 't', 'p', '/', '1', '.', '1' };
+static const unsigned char session_ctx_id[] = "openshell-sandbox";
+
+void tls_last_error(char *buf, size_t len, const char *fallback)
+{
+	unsigned long e = ERR_get_error();
+	if (e == 0)
+		snprintf(buf, len, "%s", fallback);
+	else
+		ERR_error_string_n(e, buf, len);
+	ERR_clear_error();
+}
+
+/* Only http/1.1; a client that offers ALPN without it is refused. */
+static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+		       const unsigned char *in, unsigned int inlen, void *arg)
+{
+	unsigned char *sel = NULL;
+	unsigned char sel_len = 0;
+	if (SSL_select_next_proto(&sel, &sel_len, alpn_http11, sizeof(alpn_http11), in, inlen) !=
+	    OPENSSL_NPN_NEGOTIATED)
+		return SSL_TLSEXT_ERR_ALERT_FATAL;
+	*out = sel;
+	*outlen = sel_len;
+	return SSL_TLSEXT_ERR_OK;
+}
+
+static SSL_CTX *server_ctx(char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	if (ctx == NULL ||
+	    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+	    SSL_CTX_set_session_id_context(ctx, session_ctx_id, sizeof(session_ctx_id) - 1) != 1) {
+		tls_last_error(err, errlen, "server TLS context");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+	SSL_CTX_set_alpn_select_cb(ctx, select_alpn, NULL);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	return ctx;
+}
+
+static SSL_CTX *client_ctx(const char *const *extra, size_t n_extra, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+		tls_last_error(err, errlen, "client TLS context");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	const char *sys = ca_system_bundle_path();
+	size_t loaded = 0;
+	if (sys != NULL) {
+		if (SSL_CTX_load_verify_locations(ctx, sys, NULL) != 1) {
+			char why[256];
+			tls_last_error(why, sizeof(why), "unreadable");
+			snprintf(err, errlen, "system CA bundle %s: %s", sys, why);
+			SSL_CTX_free(ctx);
+			return NULL;
+		}
+		loaded++;
+	}
+	for (size_t i = 0; i < n_extra; i++) {
+		if (SSL_CTX_load_verify_locations(ctx, extra[i], NULL) != 1) {
+			char why[256];
+			tls_last_error(why, sizeof(why), "unreadable");
+			snprintf(err, errlen, "--upstream-ca %s: %s", extra[i], why);
+			SSL_CTX_free(ctx);
+			return NULL;
+		}
+		loaded++;
+	}
+	if (loaded == 0) {
+		snprintf(err, errlen, "no CA certificates for upstream TLS (no system bundle, "
+			 "no --upstream-ca)");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (SSL_CTX_set_alpn_protos(ctx, alpn_http11, sizeof(alpn_http11)) != 0) {
+		tls_last_error(err, errlen, "ALPN");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+struct proxy_tls *tls_create(struct proxy_ca *ca, const char *const *extra_ca_files,
+			     size_t n_extra, char *err, size_t errlen)
+{
+	err[0] = '\0';
+	if (ca == NULL)
+		return NULL;
+	if (n_extra > PROXY_MAX_UPSTREAM_CA_FILES) {
+		snprintf(err, errlen, "more than %u --upstream-ca files",
+			 PROXY_MAX_UPSTREAM_CA_FILES);
+		return NULL;
+	}
+	struct proxy_tls *t = calloc(1, sizeof(*t));
+	if (t == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	t->ca = ca;
+	t->server = server_ctx(err, errlen);
+	if (t->server != NULL)
+		t->client = client_ctx(extra_ca_files, n_extra, err, errlen);
+	if (t->client == NULL) {
+		tls_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+void tls_free(struct proxy_tls *t)
+{
+	if (t == NULL)
+		return;
+	SSL_CTX_free(t->server);
+	SSL_CTX_free(t->client);
+	free(t);
+}
+
+static bool attach_mem_bios(SSL *ssl)
+{
+	BIO *rbio = BIO_new(BIO_s_mem());
+	BIO *wbio = BIO_new(BIO_s_mem());
+	if (rbio == NULL || wbio == NULL) {
+		BIO_free(rbio);
+		BIO_free(wbio);
+		return false;
+	}
+	/* Reading an empty memory BIO means "retry", not EOF. */
+	BIO_set_mem_eof_return(rbio, -1);
+	BIO_set_mem_eof_return(wbio, -1);
+	SSL_set_bio(ssl, rbio, wbio);
+	return true;
+}
+
+SSL *tls_new_server(struct proxy_tls *t, const char *host)
+{
+	X509 *leaf = ca_leaf_for_host(t->ca, host);
+	if (leaf == NULL)
+		return NULL;
+	SSL *ssl = SSL_new(t->server);
+	bool ok = ssl != NULL && SSL_use_certificate(ssl, leaf) == 1 &&
+		  SSL_use_PrivateKey(ssl, t->ca->leaf_key) == 1 &&
+		  SSL_add1_chain_cert(ssl, t->ca->ca_cert) == 1 && attach_mem_bios(ssl);
+	X509_free(leaf);
+	if (!ok) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	SSL_set_accept_state(ssl);
+	return ssl;
+}
+
+SSL *tls_new_client(struct proxy_tls *t, const char *host)
+{
+	SSL *ssl = SSL_new(t->client);
+	if (ssl == NULL)
+		return NULL;
+	unsigned char ip[16];
+	bool is_ip = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
+	bool ok;
+	if (is_ip) {
+		ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1;
+	} else {
+		ok = SSL_set_tlsext_host_name(ssl, host) == 1 && SSL_set1_host(ssl, host) == 1;
+		SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	}
+	if (!ok || !attach_mem_bios(ssl)) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	SSL_set_connect_state(ssl);
+	return ssl;
+}
+
+static bool is_http_method_prefix(const unsigned char *p, size_t n, bool *complete)
+{
+	static const char *const methods[] = { "GET ", "HEAD ", "POST ", "PUT ", "DELETE ",
+					       "PATCH ", "OPTIONS ", "CONNECT ", "TRACE ", NULL };
+	bool prefix = false;
+	*complete = false;
+	for (size_t i = 0; methods[i] != NULL; i++) {
+		size_t m = strlen(methods[i]);
+		size_t k = n < m ? n : m;
+		if (memcmp(p, methods[i], k) == 0) {
+			prefix = true;
+			if (n >= m)
+				*complete = true;
+		}
+	}
+	return prefix;
+}
+
+enum tls_sniff tls_sniff(const unsigned char *p, size_t n)
+{
+	if (n == 0)
+		return TLS_SNIFF_MORE;
+	if (p[0] == 0x16) {
+		if (n < 3)
+			return (n < 2 || p[1] == 0x03) ? TLS_SNIFF_MORE : TLS_SNIFF_OTHER;
+		return p[1] == 0x03 && p[2] <= 0x04 ? TLS_SNIFF_TLS : TLS_SNIFF_OTHER;
+	}
+	bool complete = false;
+	if (is_http_method_prefix(p, n, &complete))
+		return complete ? TLS_SNIFF_HTTP : TLS_SNIFF_MORE;
+	return TLS_SNIFF_OTHER;
+}
+
+/* ---- public wrappers of proxy/cred.h for the supervisor ---- */
+
+struct cred_store *proxy_credentials_load(const char *path, char *err, size_t errlen)
+{
+	return cred_load(path, err, errlen);
+}
+
+void proxy_credentials_free(struct cred_store *s)
+{
+	cred_free(s);
+}
+
+size_t proxy_credentials_count(const struct cred_store *s)
+{
+	return s != NULL ? cred_count(s) : 0;
+}
+
+size_t proxy_credentials_env_entry(const struct cred_store *s, size_t i, char *out, size_t cap)
+{
+	return cred_env_entry(s, i, out, cap);
+}
