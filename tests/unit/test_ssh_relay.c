@@ -461,10 +461,13 @@ static void test_background_job_is_hung_up(void **state)
 	long long t0 = now_ms();
 	/* The job keeps stdout open: the session ends after the quiet time
 	 * and the job gets SIGHUP; a nohup'ed one would survive. */
-	assert_int_equal(ssh_run(h, NULL, "'sleep 302 & echo started'", NULL, out, sizeof out), 0);
+	int tag = 200000 + (int)(getpid() % 100000); /* nobody else's sleep matches */
+	char job[64];
+	FMT(job, "'sleep %d.3 & echo started'", tag);
+	assert_int_equal(ssh_run(h, NULL, job, NULL, out, sizeof out), 0);
 	assert_string_equal(out, "started\n");
 	assert_true(now_ms() - t0 < SSH_RELAY_DRAIN_MS + 3000);
-	FMT(cmd, "sleep 1; pgrep -f '[s]leep 302' || true");
+	FMT(cmd, "sleep 1; pgrep -f '[s]leep %d[.]3' || true", tag);
 	assert_int_equal(run(cmd, out, sizeof out), 0);
 	assert_string_equal(out, "");
 }
@@ -645,15 +648,19 @@ static void test_dropped_client_kills_session(void **state)
 	pthread_mutex_unlock(&h->mu);
 	/* ssh in the background, then killed: the session (which ignores
 	 * nothing) must be hung up within the grace time. */
+	/* Durations unique to this test process, so the check below cannot see
+	 * anybody else's sleep. */
+	int tag = 100000 + (int)(getpid() % 100000);
 	FMT(cmd,
-		 "%s 'sleep 300 & sleep 301' </dev/null >/dev/null 2>&1 & p=$!; sleep 1; "
-		 "kill -9 $p; wait $p; echo killed", h->ssh);
+		 "%s 'sleep %d.1 & sleep %d.2' </dev/null >/dev/null 2>&1 & p=$!; sleep 1; "
+		 "kill -9 $p; wait $p; echo killed", h->ssh, tag, tag);
 	assert_int_equal(run(cmd, out, sizeof out), 0);
 	pthread_mutex_lock(&h->mu);
 	assert_int_equal(h->spawned, before + 1);
 	pthread_mutex_unlock(&h->mu);
 	assert_true(wait_no_children(h, SSH_RELAY_KILL_GRACE_MS + 2000));
-	assert_int_equal(run("pgrep -f '[s]leep 30[01]' || true", out, sizeof out), 0);
+	FMT(cmd, "pgrep -f '[s]leep %d[.][12]' || true", tag);
+	assert_int_equal(run(cmd, out, sizeof out), 0);
 	assert_string_equal(out, "");
 }
 
