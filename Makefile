@@ -4,6 +4,7 @@
 #   make check      install deps, build (gcc + clang), unit tests (plain and
 #                   ASan/UBSan), fuzz smoke, integration tests (root)
 #   make fuzz       build libFuzzer targets and run each FUZZ_SECONDS (60)
+#   make bench      side-by-side benchmark vs squid, tinyproxy, mitmproxy (root)
 #   make install    PREFIX=/usr/local DESTDIR=
 
 CC      ?= gcc
@@ -44,7 +45,7 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 BIN := $(BUILD)/openshell-sandbox
 
 .PHONY: all deps demo check unit unit-asan clang-check integration fuzz fuzz-build \
-        install clean
+        install clean bench
 
 all: $(BIN)
 
@@ -111,6 +112,11 @@ check: deps
 	$(MAKE) --no-print-directory unit-asan
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$${CHECK_FUZZ_SECONDS:-20}
 	$(MAKE) --no-print-directory integration
+
+# The side-by-side benchmark (issue 7): peers come from scripts/deps-bench.sh,
+# kept out of `make check`. Ratios only; see bench/NOTES.md.
+bench: all
+	bash scripts/deps-bench.sh && bash scripts/bench.sh
 
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin

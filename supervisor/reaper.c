@@ -85,9 +85,11 @@ void sup_kill_all_children(void)
 	struct timespec start, now, nap = { 0, 10 * 1000 * 1000 };
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
+		if (reap_all_nonblocking() < 0)
+			return; /* ECHILD: nothing left below us (the common case) */
 		kill_direct_children(self);
 		if (reap_all_nonblocking() < 0)
-			return; /* ECHILD: nothing left below us */
+			return;
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		long ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
 		if (ms > (long)SUP_SWEEP_TIMEOUT_MS) {
