@@ -149,3 +149,36 @@ def test_mode_flag_errors(world):
     r = world.run_sandbox(None, ["/bin/true"], extra_args=[
         "--mode", "process", "--proxy-url", "ftp://x:1"])
     assert r.returncode == 1 and "--proxy-url" in r.stderr
+
+
+def test_sidecar_process_mode_serves_ssh(world, agent_ns, tls_dir):
+    """The process-only supervisor runs the SSH server; its sessions get the
+    sidecar proxy environment and are decided by the network sidecar."""
+    if not (os.access("/usr/bin/ssh", os.X_OK) and os.access("/usr/bin/socat", os.X_OK)):
+        pytest.skip("openssh-client and socat are needed (scripts/deps.sh installs them)")
+    policy = world.policy_yaml([("plain.allowed.test", 80)])
+    net = network_sidecar(world, tls_dir, policy)
+    sock = str(world.dir / ("sidecar-ssh-" + world.id) / "ssh.sock")
+    agent = world.start_sandbox(policy, ["/bin/sh", "-c", "echo ready; exec sleep 600"],
+                                netns=agent_ns, extra_args=[
+                                    "--mode", "process", "--proxy-url",
+                                    "http://%s:3128" % PROXY_IP, "--tls-dir", tls_dir,
+                                    "--ssh-socket-path", sock])
+    try:
+        assert agent.wait_for_stdout("ready", timeout=30), agent.stderr()
+        r = subprocess.run(
+            ["/usr/bin/ssh", "-F", "/dev/null", "-o", "ProxyCommand=socat - UNIX-CONNECT:" + sock,
+             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+             "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", "sandbox",
+             "id -u; echo proxy=$HTTP_PROXY; curl -sS --max-time 10 http://denied.test/"],
+            capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r
+        lines = r.stdout.splitlines()
+        assert lines[0] == "1500", r.stdout
+        assert lines[1] == "proxy=http://%s:3128" % PROXY_IP, r.stdout
+        assert json.loads(lines[2])["error"] == "policy_denied", r.stdout
+    finally:
+        agent.signal(signal.SIGTERM)
+        agent.wait(timeout=30)
+        net.signal(signal.SIGTERM)
+        net.wait(timeout=20)
