@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "landlock/landlock.h"
@@ -96,16 +95,9 @@ static int describe_seccomp(const void *plan, char *buf, size_t len)
 
 static void emit_config_event(struct sup_ctx *ctx)
 {
-	json_object *ev = json_object_new_object();
+	json_object *ev = sup_config_event_new("sandbox confinement in force");
 	if (!ev)
 		return;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	json_object_object_add(ev, "class_uid", json_object_new_int(5002));
-	json_object_object_add(ev, "class_name", json_object_new_string("Device Config State"));
-	json_object_object_add(ev, "time",
-			       json_object_new_int64((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000));
-	json_object_object_add(ev, "message", json_object_new_string("sandbox confinement in force"));
 	json_object_object_add(ev, "policy", json_object_new_string(
 		ctx->opt.policy_data ? ctx->opt.policy_data : "<embedded default>"));
 	json_object *who = json_object_new_object();

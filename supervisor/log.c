@@ -1,5 +1,7 @@
 /* log.c - human log on stderr and the JSONL audit sink. */
+#include <json-c/json.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -54,4 +56,21 @@ void sup_audit_line(void *ud, const char *json_line)
 		return;
 	if (fprintf(ctx->audit, "%s\n", json_line) < 0 || fflush(ctx->audit) != 0)
 		sup_log(ctx, LOG_ERROR, "audit log write failed");
+}
+
+/* An OCSF "Device Config State" (5002) event with its time and message; the
+ * caller adds its fields, emits it with sup_audit_line and puts it. */
+json_object *sup_config_event_new(const char *message)
+{
+	json_object *ev = json_object_new_object();
+	if (!ev)
+		return NULL;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	json_object_object_add(ev, "class_uid", json_object_new_int(5002));
+	json_object_object_add(ev, "class_name", json_object_new_string("Device Config State"));
+	json_object_object_add(ev, "time",
+			       json_object_new_int64((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000));
+	json_object_object_add(ev, "message", json_object_new_string(message));
+	return ev;
 }

@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "policy/policy.h"
@@ -98,17 +97,10 @@ static void sha256_hex(const char *buf, size_t len, char hex[65])
 static void emit_reload_event(struct sup_ctx *ctx, bool ok, const char *hash,
 			      const char *static_changed, const struct policy_errors *errs)
 {
-	json_object *ev = json_object_new_object();
+	json_object *ev = sup_config_event_new(
+		ok ? "policy reloaded" : "policy reload rejected; previous policy stays in force");
 	if (!ev)
 		return;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	json_object_object_add(ev, "class_uid", json_object_new_int(5002));
-	json_object_object_add(ev, "class_name", json_object_new_string("Device Config State"));
-	json_object_object_add(ev, "time",
-			       json_object_new_int64((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000));
-	json_object_object_add(ev, "message", json_object_new_string(
-		ok ? "policy reloaded" : "policy reload rejected; previous policy stays in force"));
 	json_object_object_add(ev, "status", json_object_new_string(ok ? "Success" : "Failure"));
 	json_object_object_add(ev, "policy", json_object_new_string(ctx->opt.policy_data));
 	json_object_object_add(ev, "generation", json_object_new_int64((int64_t)ctx->generation));

@@ -120,6 +120,8 @@ struct sup_ctx {
 void sup_log(const struct sup_ctx *ctx, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void sup_audit_line(void *ud, const char *json_line);
+struct json_object;
+struct json_object *sup_config_event_new(const char *message);
 void sup_proxy_log(void *ud, int level, const char *msg);
 int sup_parse_log_level(const char *s);
 
