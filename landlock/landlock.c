@@ -141,6 +141,97 @@ static const char *open_error_text(int e)
 	}
 }
 
+/* open_trusted() result for a symlink the supervisor does not own. */
+#define LL_UNTRUSTED_LINK (-100000)
+#define LL_MAX_LINKS 40          /* like the kernel's MAXSYMLINKS */
+#define LL_RESOLVE_BYTES (2 * POLICY_MAX_PATH_BYTES + 8)
+
+/* Open path (O_PATH) the way the kernel would resolve it, one component at a
+ * time, but refuse to follow a symlink owned by anyone but root (or us): the
+ * agent may have planted one on an earlier run (a persistent, agent-writable
+ * workspace), and following it as root would hand the grant of a policy path
+ * to whatever the link names. Links of the image (root's, e.g. /lib64 ->
+ * usr/lib64) resolve as usual. Returns an fd, or -errno, or LL_UNTRUSTED_LINK. */
+static int open_trusted(const char *path)
+{
+	char rest[LL_RESOLVE_BYTES];
+	char target[POLICY_MAX_PATH_BYTES + 1];
+	int links = 0;
+	if (snprintf(rest, sizeof rest, "%s", path) >= (int)sizeof rest)
+		return -ENAMETOOLONG;
+	int cur = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (cur < 0)
+		return -errno;
+	char *p = rest;
+	for (;;) {
+		while (*p == '/')
+			p++;
+		if (*p == '\0')
+			return cur;
+		char *end = strchr(p, '/');
+		size_t clen = end ? (size_t)(end - p) : strlen(p);
+		char comp[POLICY_MAX_PATH_BYTES + 1];
+		if (clen >= sizeof comp) {
+			close(cur);
+			return -ENAMETOOLONG;
+		}
+		memcpy(comp, p, clen);
+		comp[clen] = '\0';
+		p += clen;
+		if (strcmp(comp, ".") == 0)
+			continue;
+		int next = openat(cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (next < 0) {
+			int e = errno;
+			close(cur);
+			return -e;
+		}
+		struct stat st;
+		if (fstat(next, &st) != 0) {
+			int e = errno;
+			close(next);
+			close(cur);
+			return -e;
+		}
+		if (!S_ISLNK(st.st_mode)) {
+			close(cur);
+			cur = next;
+			if (*p != '\0' && !S_ISDIR(st.st_mode)) {
+				close(cur);
+				return -ENOTDIR;
+			}
+			continue;
+		}
+		if ((st.st_uid != 0 && st.st_uid != geteuid()) || ++links > LL_MAX_LINKS) {
+			close(next);
+			close(cur);
+			return links > LL_MAX_LINKS ? -ELOOP : LL_UNTRUSTED_LINK;
+		}
+		ssize_t n = readlinkat(next, "", target, sizeof target - 1);
+		int e = errno;
+		close(next);
+		if (n <= 0 || (size_t)n >= sizeof target - 1) {
+			close(cur);
+			return n < 0 ? -e : -ENAMETOOLONG;
+		}
+		target[n] = '\0';
+		/* rest becomes target + what was left after the link */
+		char tail[LL_RESOLVE_BYTES];
+		if (snprintf(tail, sizeof tail, "%s", p) >= (int)sizeof tail ||
+		    snprintf(rest, sizeof rest, "%s/%s", target, tail) >= (int)sizeof rest) {
+			close(cur);
+			return -ENAMETOOLONG;
+		}
+		p = rest;
+		if (target[0] == '/') {
+			close(cur);
+			cur = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+			if (cur < 0)
+				return -errno;
+		}
+	}
+}
+
 static struct ll_entry *find_entry(struct landlock_plan *plan, const char *path)
 {
 	for (size_t i = 0; i < plan->n_entries; i++)
@@ -310,10 +401,11 @@ static uint64_t grant_access(const struct landlock_plan *plan, enum ll_grant g, 
 static int apply_entry(struct landlock_plan *plan, struct ll_entry *e,
 		       const struct landlock_event_sink *sink, char *err, size_t errlen)
 {
-	int fd = open(e->path, O_PATH | O_CLOEXEC);
+	int fd = open_trusted(e->path);
 	if (fd < 0) {
-		int oe = errno;
-		e->skip_reason = open_error_text(oe);
+		e->skip_reason = fd == LL_UNTRUSTED_LINK
+			? "path goes through a symlink not owned by root"
+			: open_error_text(-fd);
 		if (e->source == LL_SRC_BASELINE)
 			return 0;
 		if (plan->hard) {

@@ -3,7 +3,12 @@
  * Split in two so that nothing is allocated after fork():
  *   landlock_prepare()  in the supervisor, while still root: probes the ABI,
  *                       opens every path (O_PATH|O_CLOEXEC), builds the kernel
- *                       ruleset and keeps only its fd (close-on-exec).
+ *                       ruleset and keeps only its fd (close-on-exec). Paths are
+ *                       resolved one component at a time and a symlink not
+ *                       owned by root is never followed (the agent may have
+ *                       planted it in its workspace on an earlier run): such a
+ *                       path is skipped like a missing one (fatal under
+ *                       hard_requirement).
  *   landlock_apply()    in the forked child after the privilege drop, right
  *                       before exec: no_new_privs + landlock_restrict_self().
  * A plan can be applied by any number of children (the ruleset is not consumed).

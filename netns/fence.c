@@ -5,6 +5,12 @@
  * rejected explicitly so clients fail at once instead of timing out; the drop
  * policy only catches what no reject rule matched.
  *
+ * Input chain, policy drop: only loopback and replies to what the output
+ * chain let out. Without it a packet from outside (any host that routes the
+ * sandbox subnet to the container, whose IPv4 forwarding a new namespace
+ * inherits) would open a conntrack entry, and the sandbox's answers would
+ * leave as `ct state established`: a two-way channel around the proxy.
+ *
  * With transparent capture a nat output chain (priority -100, before the
  * filter) redirects port-53 traffic and every other non-loopback IPv4 TCP
  * connection to the proxy's listeners on 127.0.0.1 of this namespace.
@@ -80,6 +86,17 @@ static void add_rejects(struct text *t)
 	text_add(t, "\t\tcounter reject with icmpx type admin-prohibited\n");
 }
 
+/* Nothing from outside opens a flow: see the top of this file. */
+static void add_input_chain(struct text *t)
+{
+	text_add(t, "\tchain input {\n");
+	text_add(t, "\t\ttype filter hook input priority 0; policy drop;\n");
+	text_add(t, "\t\tiifname \"lo\" accept\n");
+	text_add(t, "\t\tct state established,related accept\n");
+	text_add(t, "\t\tcounter drop\n");
+	text_add(t, "\t}\n");
+}
+
 /* Transparent capture (nat output, before the filter chain): DNS to the
  * responder, loopback and the explicit proxy untouched, every other IPv4
  * TCP connection to the transparent listener. IPv6 is not redirected: the
@@ -125,6 +142,7 @@ int netns_fence_ruleset_capture(char *buf, size_t len, const char *host_ip, uint
 		return -1;
 	struct text t = { .buf = buf, .len = len };
 	text_add(&t, "table inet %s {\n", NETNS_FENCE_TABLE);
+	add_input_chain(&t);
 	if (capture)
 		add_capture_chain(&t, host_ip, port, tcp_port, dns_port);
 	text_add(&t, "\tchain output {\n");

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include "seccomp/sc_int.h"
@@ -65,14 +66,33 @@ static const struct sc_rule SECCOMP_RULES[] = {
 	DENY_IF("prctl", LO32_EQ(0, PR_SET_SECCOMP), LO32_EQ(1, SECCOMP_MODE_FILTER)),
 };
 
+/* The kernel turns the obsolete socket(AF_INET, SOCK_PACKET, ...) into a
+ * PF_PACKET socket (__sock_create), so it is denied with AF_PACKET; the type
+ * argument may carry SOCK_NONBLOCK / SOCK_CLOEXEC above the low four bits. */
+#define SC_SOCK_TYPE_MASK 0xfu
+
 static const struct sc_rule SOCKET_RULES[] = {
 	DENY_IF("socket", LO32_EQ(0, AF_PACKET)),
+	DENY_IF("socket", LO32_EQ(0, AF_INET),
+		{ .arg = 1, .op = SCMP_CMP_MASKED_EQ, .datum_a = SC_SOCK_TYPE_MASK,
+		  .datum_b = SOCK_PACKET }),
 	DENY_IF("socket", LO32_EQ(0, AF_BLUETOOTH)),
 	DENY_IF("socket", LO32_EQ(0, AF_VSOCK)),
 };
 
 static const struct sc_rule NETLINK_RULES[] = {
 	DENY_IF("socket", LO32_EQ(0, AF_NETLINK), NOT_ZERO(2)),
+};
+
+/* Terminal input injection: TIOCSTI pushes bytes into the input queue of the
+ * controlling terminal, TIOCLINUX (TIOCL_PASTESEL, ...) pastes the console
+ * selection. The workload shares the supervisor's session and so its terminal:
+ * whatever it injects is read by the shell that started the supervisor, as
+ * root, after the sandbox exits (bubblewrap CVE-2017-5226, snapd
+ * CVE-2023-1523). The request argument is an unsigned int: low 32 bits. */
+static const struct sc_rule TTY_RULES[] = {
+	DENY_IF("ioctl", LO32_EQ(1, TIOCSTI)),
+	DENY_IF("ioctl", LO32_EQ(1, TIOCLINUX)),
 };
 
 /* ENOSYS, not EPERM: glibc then falls back to clone(), whose flags the
@@ -109,21 +129,29 @@ static const struct sc_group G_SECCOMP = GROUP("seccomp", SECCOMP_RULES);
 static const struct sc_group G_SOCKET = GROUP("socket", SOCKET_RULES);
 static const struct sc_group G_NETLINK = GROUP("netlink", NETLINK_RULES);
 static const struct sc_group G_CLONE3 = GROUP("clone3", CLONE3_RULES);
+static const struct sc_group G_TTY = GROUP("tty", TTY_RULES);
 static const struct sc_group G_STRICT = { .name = "strict", .rules = STRICT_RULES,
 					  .n_rules = sizeof STRICT_RULES / sizeof STRICT_RULES[0],
 					  .personality_allowlist = 1 };
 
 static const struct sc_group *const BASELINE_GROUPS[] = {
-	&G_CLONE3, &G_MOUNT, &G_NAMESPACE, &G_KERNEL, &G_TRACE, &G_SECCOMP, &G_SOCKET,
+	&G_CLONE3, &G_TTY, &G_MOUNT, &G_NAMESPACE, &G_KERNEL, &G_TRACE, &G_SECCOMP, &G_SOCKET,
 	&G_NETLINK,
 };
 static const struct sc_group *const STRICT_GROUPS[] = {
-	&G_CLONE3, &G_MOUNT, &G_NAMESPACE, &G_KERNEL, &G_TRACE, &G_SECCOMP, &G_SOCKET,
+	&G_CLONE3, &G_TTY, &G_MOUNT, &G_NAMESPACE, &G_KERNEL, &G_TRACE, &G_SECCOMP, &G_SOCKET,
 	&G_NETLINK, &G_STRICT,
 };
 /* nested: no mount, namespace, seccomp or netlink-protocol groups. */
 static const struct sc_group *const NESTED_GROUPS[] = {
-	&G_CLONE3, &G_KERNEL, &G_TRACE, &G_SOCKET,
+	&G_CLONE3, &G_TTY, &G_KERNEL, &G_TRACE, &G_SOCKET,
+};
+
+/* minimal: not a policy value (the loader accepts baseline, strict, nested,
+ * off); what the supervisor can install when the policy says off, since the
+ * terminal-injection ioctls are an escape whatever else the agent may do. */
+static const struct sc_group *const MINIMAL_GROUPS[] = {
+	&G_TTY,
 };
 
 #define PROFILE(n, g) { .name = n, .groups = g, .n_groups = sizeof g / sizeof g[0] }
@@ -131,6 +159,7 @@ static const struct sc_profile PROFILES[] = {
 	PROFILE("baseline", BASELINE_GROUPS),
 	PROFILE("strict", STRICT_GROUPS),
 	PROFILE("nested", NESTED_GROUPS),
+	PROFILE("minimal", MINIMAL_GROUPS),
 };
 
 const struct sc_profile *sc_profile_find(const char *name)

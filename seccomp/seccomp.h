@@ -3,10 +3,11 @@
  * Profiles (policy `process.seccomp`; NULL or "off" = no filter):
  *   baseline  default allow; EPERM for the mount family, setns, bpf,
  *             perf_event_open, userfaultfd, kexec and module calls, ptrace,
- *             process_vm_*, pidfd_getfd, io_uring, AF_PACKET / AF_BLUETOOTH /
- *             AF_VSOCK sockets and netlink other than NETLINK_ROUTE, clone or
+ *             process_vm_*, pidfd_getfd, io_uring, AF_PACKET (also spelt
+ *             AF_INET + SOCK_PACKET) / AF_BLUETOOTH / AF_VSOCK sockets and netlink other than NETLINK_ROUTE, clone or
  *             unshare with CLONE_NEWUSER, installing another seccomp filter;
- *             clone3 answers ENOSYS so libc falls back to clone (filterable).
+ *             clone3 answers ENOSYS so libc falls back to clone (filterable);
+ *             ioctl TIOCSTI / TIOCLINUX (terminal input injection).
  *   strict    baseline plus the rest of the reference's list (memfd_create,
  *             pidfd_open, pidfd_send_signal, execveat with AT_EMPTY_PATH) and
  *             keyrings, acct, swap, reboot, clock setting, syslog, quotactl,
@@ -15,6 +16,9 @@
  *   nested    for rootless Podman / bubblewrap inside the sandbox: user
  *             namespaces, mount family, setns, every netlink protocol and
  *             seccomp filters are allowed; everything else as baseline.
+ *   minimal   only the terminal-injection ioctls (TIOCSTI, TIOCLINUX); not a
+ *             policy value: for the supervisor to apply when the policy says
+ *             off (the workload shares the supervisor's controlling terminal).
  * nice()/setpriority are allowed in every profile. The exact lists are in
  * seccomp/profiles.c and README.
  *
@@ -37,7 +41,7 @@
 
 struct seccomp_plan;
 
-/* profile: "baseline", "strict", "nested", "off" or NULL. For "off"/NULL
+/* profile: "baseline", "strict", "nested", "minimal", "off" or NULL. For "off"/NULL
  * returns 0 with *out = NULL. An unknown name or a build failure returns -1
  * with err filled. */
 int seccomp_prepare(const char *profile, struct seccomp_plan **out, char *err, size_t errlen);

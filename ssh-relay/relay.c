@@ -228,9 +228,49 @@ static int mkdir_parents(char *dir, char *err, size_t errlen)
 	return 0;
 }
 
+static bool trusted_owner(uid_t uid)
+{
+	return uid == 0 || uid == geteuid();
+}
+
+/* Whoever may rename entries in a directory on the way to the socket (its
+ * owner, or anyone when it is group/other-writable without the sticky bit)
+ * can swap the socket for their own and serve the operator's next session
+ * with it (the host key is ephemeral, so the client checks nothing). Every
+ * ancestor of dir must therefore be root's (or ours) and not writable by
+ * others unless sticky, like OpenSSH's safe_path(). */
+static int check_ancestors(const char *dir, char *err, size_t errlen)
+{
+	char p[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	snprintf(p, sizeof p, "%s", dir);
+	for (;;) {
+		char *slash = strrchr(p, '/');
+		if (slash == NULL)
+			return 0;      /* relative: the cwd is the operator's choice */
+		if (slash == p)
+			slash[1] = '\0';
+		else
+			*slash = '\0';
+		struct stat st;
+		if (stat(p, &st) != 0) {
+			snprintf(err, errlen, "stat %s: %s", p, strerror(errno));
+			return -1;
+		}
+		if (!trusted_owner(st.st_uid) ||
+		    ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))) {
+			snprintf(err, errlen, "socket path: %s is %s; refusing (its owner could "
+				 "replace the socket)", p, trusted_owner(st.st_uid)
+				 ? "writable by others" : "not owned by root");
+			return -1;
+		}
+		if (strcmp(p, "/") == 0)
+			return 0;
+	}
+}
+
 /* The socket's directory: created 0700, or tightened to 0700 unless it is a
  * shared sticky directory like /tmp (then the socket's own 0600 mode, set
- * before bind, is the barrier). */
+ * before bind, is the barrier). It and its ancestors must be root's. */
 static int prepare_parent(const struct ssh_relay *r, const char *path,
 			  char *err, size_t errlen)
 {
@@ -247,7 +287,7 @@ static int prepare_parent(const struct ssh_relay *r, const char *path,
 	*slash = '\0';
 	if (mkdir_parents(dir, err, errlen) != 0)
 		return -1;
-	if (stat(dir, &st) != 0) {
+	if (lstat(dir, &st) != 0) {
 		snprintf(err, errlen, "stat %s: %s", dir, strerror(errno));
 		return -1;
 	}
@@ -255,15 +295,19 @@ static int prepare_parent(const struct ssh_relay *r, const char *path,
 		snprintf(err, errlen, "%s is not a directory", dir);
 		return -1;
 	}
+	if (!trusted_owner(st.st_uid)) {
+		snprintf(err, errlen, "socket directory %s is owned by uid %u, not root; "
+			 "refusing (its owner could replace the socket)", dir,
+			 (unsigned)st.st_uid);
+		return -1;
+	}
+	if (check_ancestors(dir, err, errlen) != 0)
+		return -1;
 	if (st.st_mode & S_ISVTX) {
 		relay_log(r, SSH_RELAY_LOG_WARN,
 			  "ssh: socket directory %s is shared (sticky); leaving its mode", dir);
 		return 0;
 	}
-	if (st.st_uid != 0)
-		relay_log(r, SSH_RELAY_LOG_WARN,
-			  "ssh: socket directory %s is owned by uid %u, not root", dir,
-			  (unsigned)st.st_uid);
 	if ((st.st_mode & 07777) != 0700 && chmod(dir, 0700) != 0) {
 		snprintf(err, errlen, "chmod 0700 %s: %s", dir, strerror(errno));
 		return -1;
@@ -464,11 +508,41 @@ static bool wait_stop(struct ssh_relay *r, int ms)
 	return poll(&p, 1, ms) > 0 || relay_is_stopping(r);
 }
 
+/* An abstract socket has no file mode: anyone in the network namespace can
+ * connect, which includes the agent when the supervisor runs without a
+ * namespace of its own (process-only mode), and any other user of the
+ * container. Without authorized keys reaching the socket is the whole
+ * authentication, so there only root (or our own uid) may connect. */
+static bool peer_allowed(const struct ssh_relay *r, int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof cred;
+
+	if (!r->abstract || r->auth_keys != NULL)
+		return true;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred) {
+		relay_log(r, SSH_RELAY_LOG_WARN, "ssh: SO_PEERCRED: %s; refusing the connection",
+			  strerror(errno));
+		return false;
+	}
+	if (cred.uid == 0 || cred.uid == geteuid())
+		return true;
+	relay_log(r, SSH_RELAY_LOG_WARN,
+		  "ssh: refusing a connection from uid %u (pid %d) on the abstract socket "
+		  "(only root; use authorized keys to admit others)",
+		  (unsigned)cred.uid, (int)cred.pid);
+	return false;
+}
+
 static void serve_accepted(struct ssh_relay *r, int fd)
 {
 	unsigned id;
 	ssh_session s;
 
+	if (!peer_allowed(r, fd)) {
+		close(fd);
+		return;
+	}
 	if (!admit_connection(r, &id)) {
 		relay_log(r, SSH_RELAY_LOG_WARN,
 			  "ssh: refusing a connection: %d connections already open",

@@ -3,7 +3,10 @@
  * Trust model: the server listens on a Unix socket that only root can reach
  * (parent directory 0700 and socket 0600, both root-owned; or an abstract
  * socket, which exists only in the supervisor's network namespace and so
- * cannot be reached from the sandbox's). Reaching the socket IS the
+ * cannot be reached from the sandbox's; as an abstract name has no file mode,
+ * and a process-only supervisor shares its namespace with the agent, a peer
+ * on it must also be root or our uid (SO_PEERCRED) unless authorized keys are
+ * configured). Reaching the socket IS the
  * authentication: `none` and any public key are accepted and the user name is
  * ignored, unless `authorized_keys` names a file, in which case only the
  * public keys listed there are accepted. Password and keyboard-interactive
@@ -112,7 +115,9 @@ struct ssh_relay;
 /* Generates an ephemeral Ed25519 host key, binds and listens (parent dir made
  * 0700 unless it is a shared sticky directory such as /tmp, socket created
  * 0600, a stale socket file removed; refused if the path is a non-socket or a
- * live server answers there), then serves on its own threads. Returns NULL
+ * live server answers there, or if the directory or any ancestor is not owned
+ * by root (or us) or is group/other-writable without the sticky bit), then
+ * serves on its own threads. Returns NULL
  * with a message in err on failure (no socket is left behind). */
 struct ssh_relay *ssh_relay_start(const struct ssh_relay_config *cfg,
 				  char *err, size_t errlen);

@@ -20,38 +20,68 @@ static void landlock_warn(void *ud, const char *msg)
 	sup_log(ud, LOG_WARN, "landlock: %s", msg);
 }
 
-/* mkdir -p for one read_write path; only directories we create are chowned
- * to the agent, and a symlink anywhere in the way is refused (never chown
- * through a link). */
+/* Opens the next component below dirfd without following a symlink, unless
+ * root owns the link (the image's own, like /var/run); a link anyone else made
+ * could point a root-run mkdir/chown anywhere. */
+static int open_component(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0 || (errno != ELOOP && errno != ENOTDIR))
+		return fd;
+	struct stat st;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return -1;
+	if (!S_ISLNK(st.st_mode) || st.st_uid != 0) {
+		errno = ELOOP;
+		return -1;
+	}
+	return openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* Creates a missing component for the agent: only directories we create are
+ * chowned, through the descriptor of what we just made. */
+static int create_component(struct sup_ctx *ctx, int dirfd, const char *name)
+{
+	if (mkdirat(dirfd, name, 0755) != 0 && errno != EEXIST)
+		return -1;
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (fchown(fd, ctx->id.uid, ctx->id.gid) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* mkdir -p for one read_write path, walking from / one component at a time. */
 static int make_rw_dir(struct sup_ctx *ctx, const char *path)
 {
 	char buf[POLICY_MAX_PATH_BYTES + 1];
-	if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+	if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+		errno = ENAMETOOLONG;
 		return -1;
-	for (char *p = buf + 1;; p++) {
-		bool last = *p == '\0';
-		if (*p != '/' && !last)
-			continue;
-		*p = '\0';
-		struct stat st;
-		if (lstat(buf, &st) == 0) {
-			if (S_ISLNK(st.st_mode) && last) {
-				sup_log(ctx, LOG_WARN, "read_write path %s is a symlink; not creating", buf);
-				return 0;
-			}
-		} else if (errno == ENOENT) {
-			if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-				return -1;
-			if (lchown(buf, ctx->id.uid, ctx->id.gid) != 0)
-				return -1;
-			sup_log(ctx, LOG_INFO, "created read_write directory %s for the agent", buf);
-		} else {
-			return -1;
-		}
-		if (last)
-			return 0;
-		*p = '/';
 	}
+	int dirfd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	char *save = NULL;
+	for (char *c = strtok_r(buf, "/", &save); c && dirfd >= 0; c = strtok_r(NULL, "/", &save)) {
+		if (strcmp(c, ".") == 0)
+			continue;
+		int fd = open_component(dirfd, c);
+		if (fd < 0 && errno == ENOENT) {
+			fd = create_component(ctx, dirfd, c);
+			if (fd >= 0)
+				sup_log(ctx, LOG_INFO, "created %s (component '%s') for the agent", path, c);
+		}
+		int e = errno;
+		close(dirfd);
+		dirfd = fd;
+		errno = e;
+	}
+	if (dirfd < 0)
+		return -1;
+	close(dirfd);
+	return 0;
 }
 
 static void create_rw_dirs(struct sup_ctx *ctx)
@@ -111,6 +141,19 @@ static void emit_config_event(struct sup_ctx *ctx)
 	json_object_put(ev);
 }
 
+/* With seccomp off, an agent that shares the supervisor's terminal could still
+ * push keystrokes into it (TIOCSTI) that run after the sandbox exits. When any
+ * of our standard streams is a terminal, the "minimal" filter (only the
+ * terminal-injection ioctls) stands in for "off". */
+static const char *effective_seccomp_profile(const struct sup_ctx *ctx)
+{
+	const char *profile = ctx->policy->seccomp_profile;
+	bool off = !profile || strcmp(profile, "off") == 0;
+	if (off && (isatty(STDIN_FILENO) || isatty(STDOUT_FILENO) || isatty(STDERR_FILENO)))
+		return "minimal";
+	return profile;
+}
+
 int sup_prepare_confinement(struct sup_ctx *ctx)
 {
 	char err[512] = "";
@@ -130,7 +173,7 @@ int sup_prepare_confinement(struct sup_ctx *ctx)
 		sup_log(ctx, LOG_ERROR, "landlock: %s", err);
 		return -1;
 	}
-	if (seccomp_prepare(ctx->policy->seccomp_profile, &ctx->seccomp, err, sizeof err) != 0) {
+	if (seccomp_prepare(effective_seccomp_profile(ctx), &ctx->seccomp, err, sizeof err) != 0) {
 		sup_log(ctx, LOG_ERROR, "seccomp: %s", err);
 		return -1;
 	}

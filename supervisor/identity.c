@@ -93,6 +93,12 @@ static int resolve_group(const char *spec, gid_t primary, gid_t *gid)
 	return 0;
 }
 
+static int cmp_gid(const void *a, const void *b)
+{
+	gid_t x = *(const gid_t *)a, y = *(const gid_t *)b;
+	return x < y ? -1 : x > y;
+}
+
 static int resolve_groups(struct sup_identity *id, bool has_pw, char *err, size_t errlen)
 {
 	id->groups[0] = id->gid;
@@ -105,6 +111,8 @@ static int resolve_groups(struct sup_identity *id, bool has_pw, char *err, size_
 			return -1;
 		}
 		id->n_groups = n;
+		/* The kernel keeps the list sorted; so do we, to verify it after setgroups. */
+		qsort(id->groups, (size_t)n, sizeof *id->groups, cmp_gid);
 	}
 	for (int i = 0; i < id->n_groups; i++) {
 		if (id->groups[i] == 0) {

@@ -442,6 +442,8 @@ static void teardown(struct sup_ctx *ctx)
 	proxy_ca_free(ctx->ca); /* after the proxy: it borrows the CA and credentials */
 	proxy_credentials_free(ctx->creds);
 	sup_argv_free(ctx->cred_env);
+	if (ctx->startup_policy != ctx->policy)
+		policy_free(ctx->startup_policy);
 	policy_free(ctx->policy);
 	if (ctx->audit_owned)
 		fclose(ctx->audit);

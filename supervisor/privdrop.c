@@ -73,6 +73,19 @@ static int set_uid(uid_t uid, char *err, size_t errlen)
 	return 0;
 }
 
+/* setresuid() from root clears the permitted and effective sets but not the
+ * inheritable one, which some runtimes fill: clear it explicitly. Raw capset:
+ * libcap's cap_set_proc allocates. */
+static int clear_inheritable(char *err, size_t errlen)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2];
+	memset(data, 0, sizeof data);
+	if (syscall(SYS_capset, &hdr, data) != 0)
+		return fail(err, errlen, "capset (clearing every capability set)", errno);
+	return 0;
+}
+
 /* Raw capget: libcap's cap_get_proc allocates. */
 static int verify_no_capabilities(char *err, size_t errlen)
 {
@@ -101,7 +114,8 @@ int sup_drop_privileges(const struct sup_identity *id, char *err, size_t errlen)
 {
 	if (set_groups(id, err, errlen) || set_gid(id->gid, err, errlen) ||
 	    clear_bounding_set(err, errlen) || set_uid(id->uid, err, errlen) ||
-	    verify_no_capabilities(err, errlen) || set_no_new_privs(err, errlen))
+	    clear_inheritable(err, errlen) || verify_no_capabilities(err, errlen) ||
+	    set_no_new_privs(err, errlen))
 		return -1;
 	return 0;
 }

@@ -58,11 +58,33 @@ static void static_changes(const struct policy *old, const struct policy *new, c
 		 proc ? "process" : "");
 }
 
+/* A policy anyone but root can write is egress control for whoever that is
+ * (the agent, say): a reload refuses it. */
+static bool policy_file_trusted(int fd, const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return false;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022)) {
+		snprintf(err, errlen, "%s: must be a regular file owned by root and writable by "
+			 "no one else (mode %04o, uid %u)", path, (unsigned)(st.st_mode & 07777),
+			 (unsigned)st.st_uid);
+		return false;
+	}
+	return true;
+}
+
 static int read_file(const char *path, char **out, size_t *outlen, char *err, size_t errlen)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!policy_file_trusted(fd, path, err, errlen)) {
+		close(fd);
 		return -1;
 	}
 	char *buf = malloc(POLICY_MAX_FILE_BYTES + 1);
@@ -143,7 +165,7 @@ void sup_reload_policy(struct sup_ctx *ctx, const char *why)
 	}
 	policy_errors_free(&errs);
 	char changed[64];
-	static_changes(ctx->policy, np, changed, sizeof changed);
+	static_changes(ctx->startup_policy, np, changed, sizeof changed);
 	if (*changed)
 		sup_log(ctx, LOG_WARN, "policy reload: %s changed; applied at the next start only",
 			changed);
@@ -151,7 +173,8 @@ void sup_reload_policy(struct sup_ctx *ctx, const char *why)
 		proxy_set_policy(ctx->proxy, np);
 	/* The identity and the Landlock/seccomp plans were built at start and
 	 * never read the policy again, so static changes stay inert. */
-	policy_free(ctx->policy);
+	if (ctx->policy != ctx->startup_policy)
+		policy_free(ctx->policy);
 	ctx->policy = np;
 	ctx->generation++;
 	memcpy(ctx->policy_hash, hash, sizeof ctx->policy_hash);
@@ -179,6 +202,7 @@ static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int 
 
 int sup_reload_init(struct sup_ctx *ctx)
 {
+	ctx->startup_policy = ctx->policy; /* static sections in force until restart */
 	if (!ctx->opt.policy_data)
 		return 0;
 	char *buf = NULL;
@@ -187,6 +211,8 @@ int sup_reload_init(struct sup_ctx *ctx)
 	if (read_file(ctx->opt.policy_data, &buf, &len, err, sizeof err) == 0) {
 		sha256_hex(buf, len, ctx->policy_hash);
 		free(buf);
+	} else {
+		sup_log(ctx, LOG_WARN, "policy reload will refuse this file: %s", err);
 	}
 	char dcopy[PATH_MAX], bcopy[PATH_MAX];
 	snprintf(dcopy, sizeof dcopy, "%s", ctx->opt.policy_data);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,13 +24,16 @@
 
 #define SPAWN_ERR_BYTES 512
 
+/* Handlers first, then the mask: a signal arriving in between must not run
+ * the parent's (libuv) handler in the child. The parent blocked everything
+ * around fork() for the same reason. */
 static void reset_signals(void)
 {
-	sigset_t all;
-	sigemptyset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL);
 	for (int s = 1; s < NSIG; s++)
 		signal(s, SIG_DFL); /* fails harmlessly for SIGKILL/SIGSTOP/RT gaps */
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
 static void child_fail(int fd, const char *msg)
@@ -99,8 +103,8 @@ static __attribute__((noreturn)) void run_child(const struct spawn_request *req,
 	if (req->controlling_tty && ioctl(STDIN_FILENO, TIOCSCTTY, 0) != 0)
 		child_fail_errno(errfd, "TIOCSCTTY", errno);
 	/* Nothing the supervisor opened may leak into the sandbox. */
-	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) != 0 && errno != ENOSYS)
-		child_fail_errno(errfd, "close_range", errno);
+	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
+		child_fail_errno(errfd, "close_range (needs Linux 5.11)", errno);
 	if (req->ns) {
 		int rc = netns_enter(req->ns);
 		if (rc != 0)
@@ -134,7 +138,14 @@ pid_t sup_spawn(const struct spawn_request *req, char *err, size_t errlen)
 		return -1;
 	}
 	pid_t parent = getpid();
+	sigset_t all, saved;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &saved);
 	pid_t pid = fork();
+	int fork_errno = errno;
+	if (pid != 0)
+		pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	errno = fork_errno;
 	if (pid < 0) {
 		snprintf(err, errlen, "fork: %s", strerror(errno));
 		close(pfd[0]);

@@ -101,6 +101,7 @@ struct sup_ctx {
 	bool handles_open;
 
 	/* hot reload (reload.c) */
+	struct policy *startup_policy; /* static sections in force; owned when != policy */
 	uv_fs_event_t policy_watch;
 	uv_timer_t reload_timer;
 	bool reload_inited;

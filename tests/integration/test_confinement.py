@@ -304,6 +304,8 @@ os.waitpid(child, 0)
 res["mount"] = err_of(libc.mount(b"none", b"/nonexistent-osll", b"tmpfs", 0, None))
 res["bpf"] = err_of(libc.syscall(ctypes.c_long(321), 0, None, 0))
 res["clone3"] = err_of(libc.syscall(ctypes.c_long(435), None, 0))
+# TIOCSTI on stdin: the kernel answers ENOTTY for a non-terminal, the filter EPERM
+res["tiocsti"] = err_of(libc.ioctl(0, ctypes.c_ulong(0x5412), ctypes.c_char_p(b"x")))
 out = []
 t = threading.Thread(target=lambda: out.append(1))
 t.start(); t.join()
@@ -341,6 +343,7 @@ def test_seccomp_denials(world, profile):
     assert res["mount"] == "EPERM", str(r)
     assert res["bpf"] == "EPERM", str(r)
     assert res["clone3"] == "ENOSYS", str(r)
+    assert res["tiocsti"] == "EPERM", str(r)
     assert res["thread"] is True, str(r)
     assert res["getifaddrs"] == 0, str(r)
     assert res["nice"] == 5, str(r)
@@ -404,3 +407,101 @@ def test_off_and_no_filesystem_policy_applies_nothing(world):
     assert isinstance(ll, dict) and ll.get("enabled") is False, str(r)
     assert isinstance(sc, dict) and sc.get("enabled") is False, str(r)
     assert sc.get("profile") == "off", str(r)
+
+
+# ---- the fence also holds against connections from outside ---------------------------
+
+# Runs inside the sandbox as the agent: listens on TCP and UDP on every address, prints
+# "READY <sandbox address>", answers whatever arrives (the collaborator's side of an
+# exfiltration channel), until killed.
+INBOUND_LISTENER = r"""
+import os, socket, sys, threading, urllib.parse
+host_ip = urllib.parse.urlsplit(os.environ["HTTP_PROXY"]).hostname
+probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+probe.connect((host_ip, 9))
+me = probe.getsockname()[0]
+t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+t.bind(("0.0.0.0", 7777)); t.listen(8)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", 7778))
+def udp():
+    while True:
+        data, peer = u.recvfrom(2048)
+        u.sendto(b"udp-leak:" + data, peer)
+threading.Thread(target=udp, daemon=True).start()
+print("READY", me, flush=True)
+while True:
+    c, _ = t.accept()
+    try:
+        c.sendall(b"tcp-leak\n")
+    finally:
+        c.close()
+"""
+
+# Runs in the WORLD namespace (which routes 10.200.0.0/16 to the container, where
+# forwarding is on): the collaborator dials the sandbox's listeners directly.
+INBOUND_DIAL = r"""
+import json, socket, sys
+ip = sys.argv[1]
+out = {}
+try:
+    s = socket.create_connection((ip, 7777), timeout=3)
+    s.settimeout(3)
+    out["tcp"] = s.recv(64).decode(errors="replace")
+except OSError as e:
+    out["tcp"] = "error: %s" % e
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.settimeout(3)
+try:
+    for _ in range(3):
+        u.sendto(b"x", (ip, 7778))
+    out["udp"] = u.recvfrom(2048)[0].decode(errors="replace")
+except OSError as e:
+    out["udp"] = "error: %s" % e
+print(json.dumps(out))
+"""
+
+
+def test_fence_refuses_connections_from_outside(world):
+    """A collaborator outside must not open a channel to a listener in the sandbox:
+    without an ingress rule its replies count as `ct state established` and leave."""
+    pol = policy()
+    h = world.start_sandbox(pol, [PY, "-c", INBOUND_LISTENER])
+    try:
+        assert h.wait_for_stdout("READY ", timeout=15), h.stderr()
+        line = [x for x in h.stdout().splitlines() if x.startswith("READY ")][-1]
+        ip = line.split()[1]
+        assert ip.startswith("10.200."), line
+        r = world.run_in_container([PY, "-c", INBOUND_DIAL, ip], timeout=30,
+                                   netns=world.netns_path(world.world_ns))
+        assert r.returncode == 0, str(r)
+        got = json.loads(r.stdout.strip().splitlines()[-1])
+        assert "leak" not in got["tcp"], str(r)
+        assert "leak" not in got["udp"], str(r)
+    finally:
+        h.kill_all()
+
+
+# ---- read_write directories created for the agent ------------------------------------------
+
+def test_missing_read_write_dirs_are_created_for_the_agent(world, tree):
+    new = os.path.join(tree["base"], "made", "for", "agent")
+    r = world.run_sandbox(policy(fs=(SYSTEM_RO, [new])), ["/bin/sh", "-c", "touch %s/x" % new])
+    assert r.returncode == 0, str(r)
+    st = os.stat(new)
+    assert (st.st_uid, st.st_gid) == (AGENT_UID, AGENT_UID)
+
+
+def test_read_write_creation_never_follows_an_agent_symlink(world, tree):
+    """A link the agent left behind must not turn a root-run mkdir/chown into an
+    agent-owned directory anywhere else (e.g. under /etc)."""
+    target = tempfile.mkdtemp(prefix="osll-target-", dir="/var/tmp")
+    try:
+        link = os.path.join(tree["base"], "evil")
+        os.symlink(target, link)
+        os.lchown(link, AGENT_UID, AGENT_UID)
+        r = world.run_sandbox(policy(fs=(SYSTEM_RO, [os.path.join(link, "sub")])),
+                              ["/bin/true"])
+        assert not os.path.exists(os.path.join(target, "sub")), str(r)
+        assert os.stat(target).st_uid == 0
+    finally:
+        shutil.rmtree(target, ignore_errors=True)

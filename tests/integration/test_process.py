@@ -2,6 +2,7 @@
 timeouts, reaping. Runs the real supervisor in the throwaway container of the
 test world (tests/README.md)."""
 
+import json
 import os
 import re
 import signal
@@ -198,3 +199,32 @@ def test_escaped_background_process_is_killed_at_exit(world):
     while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
         time.sleep(0.05)
     assert not os.path.exists(f"/proc/{pid}"), "a process of the sandbox outlived the supervisor"
+
+
+# Every descriptor the workload holds, with what it points at (0..2 included).
+FD_LIST = r"""
+import json, os
+out = {}
+for fd in range(0, 4096):
+    try:
+        os.fstat(fd)
+    except OSError:
+        continue
+    try:
+        out[fd] = os.readlink("/proc/self/fd/%d" % fd)
+    except OSError as e:
+        out[fd] = "?%s" % e
+print(json.dumps(out))
+"""
+
+
+def test_no_supervisor_descriptor_leaks_into_the_workload(world):
+    """Nothing the supervisor holds (netns fd, Landlock ruleset, proxy and capture
+    sockets, audit log, netlink, the spawn status pipe) may be inherited."""
+    pol = POLICY_1500 + "filesystem_policy:\n  read_only: [/usr, /lib, /etc]\n" \
+        "  read_write: [/tmp]\n"
+    r = world.run_sandbox(pol, ["/usr/bin/python3", "-c", FD_LIST])
+    assert r.returncode == 0, str(r)
+    fds = {int(k): v for k, v in json.loads(r.stdout.strip().splitlines()[-1]).items()}
+    extra = {k: v for k, v in fds.items() if k > 2}
+    assert extra == {}, str(r)

@@ -487,3 +487,31 @@ def test_connect_subcommand(ssh_ready):
         r = subprocess.run([world.sandbox_bin, "connect", "--socket", sock, "--", "id", "-u"],
                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
         assert r.stdout == "1500\n", r
+
+
+# Every descriptor a session child holds besides 0..2, with its target.
+SESSION_FDS = ("python3 -c 'import os,json; print(json.dumps({fd: os.readlink(\"/proc/self/fd/%d\" % fd) "
+               "for fd in range(3, 4096) if os.path.exists(\"/proc/self/fd/%d\" % fd)}))'")
+
+
+def test_session_children_inherit_no_supervisor_descriptors(ssh_ready):
+    """Sessions are forked from relay threads while other connections, their ptys and
+    pipes, the listening socket and the proxy's sockets are open: none may leak."""
+    world = ssh_ready
+    with ssh_sandbox(world, policy(world)) as (h, sock):
+        # a second, live connection with a pty while the probe runs
+        held = subprocess.Popen(ssh_argv(sock, "sleep 30", extra=["-tt"]),
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(0.5)
+            for extra in ((), ("-tt",)):
+                r = ssh(sock, SESSION_FDS, extra=extra)
+                assert r.returncode == 0, r
+                line = [x for x in r.stdout.splitlines() if x.startswith("{")][-1]
+                fds = json.loads(line)
+                # the probe opens nothing itself: any fd above 2 was inherited
+                assert fds == {}, r
+        finally:
+            held.kill()
+            held.wait(5)

@@ -283,6 +283,71 @@ static void test_best_effort_skips_missing_path(void **state)
 	landlock_plan_free(plan);
 }
 
+/* A symlink the agent could have planted (owned by its uid, e.g. left in a
+ * persistent workspace by an earlier run) must not carry a grant to where it
+ * points; links owned by root (the image's, like /lib64) resolve as usual,
+ * relative or absolute, and a root link into an agent link is refused too. */
+static void test_untrusted_symlinks_are_not_followed(void **state)
+{
+	struct tree *t = *state;
+	if (landlock_abi_version() <= 0 || geteuid() != 0)
+		skip();
+	char agent_link[192], root_link[192], chained[192], root_rel[192], via[224];
+	join(agent_link, sizeof agent_link, t->base, "agent-link");
+	join(root_link, sizeof root_link, t->base, "root-link");
+	join(chained, sizeof chained, t->base, "chained");
+	join(root_rel, sizeof root_rel, t->base, "root-rel");
+	join(via, sizeof via, agent_link, "secret.txt");
+	assert_int_equal(symlink(t->hidden, agent_link), 0);
+	assert_int_equal(lchown(agent_link, 1500, 1500), 0);
+	assert_int_equal(symlink(t->rw_a, root_link), 0);
+	assert_int_equal(symlink(agent_link, chained), 0);
+	assert_int_equal(symlink("rw/b", root_rel), 0);
+	struct fs_policy fp;
+	fs_policy_init(&fp, t, POLICY_LANDLOCK_BEST_EFFORT);
+	fp.rw[1] = agent_link;
+	fp.rw[2] = root_link;
+	fp.rw[3] = chained;
+	fp.p.n_read_write = 4;
+	fp.ro[2] = via;
+	fp.ro[3] = root_rel;
+	fp.p.n_read_only = 4;
+	struct warnings w = { .count = 0 };
+	struct landlock_event_sink sink = { .warn = collect_warning, .ud = &w };
+	struct landlock_plan *plan = NULL;
+	char err[LANDLOCK_ERR_MIN] = "";
+	assert_int_equal(landlock_prepare(&fp.p, NULL, NULL, NULL, &sink, &plan, err, sizeof err),
+			 0);
+	assert_non_null(plan);
+	json_object *root = describe_json(plan);
+	const char *refused[] = { agent_link, chained, via };
+	for (size_t i = 0; i < 3; i++) {
+		json_object *e = find_path(root, "skipped", refused[i]);
+		assert_non_null(e);
+		assert_string_equal(json_object_get_string(get(e, "reason")),
+				    "path goes through a symlink not owned by root");
+		assert_null(find_path(root, "rules", refused[i]));
+		assert_non_null(strstr(w.text, refused[i]));
+	}
+	json_object *ok = find_path(root, "rules", root_link);
+	assert_non_null(ok);
+	assert_string_equal(json_object_get_string(get(ok, "type")), "dir");
+	assert_non_null(find_path(root, "rules", root_rel));
+	json_object_put(root);
+	landlock_plan_free(plan);
+	/* hard_requirement: fatal, with the reason */
+	fs_policy_init(&fp, t, POLICY_LANDLOCK_HARD_REQUIREMENT);
+	fp.rw[1] = agent_link;
+	fp.p.n_read_write = 2;
+	plan = NULL;
+	if (landlock_abi_version() >= LANDLOCK_MIN_HARD_ABI) {
+		assert_int_equal(landlock_prepare(&fp.p, NULL, NULL, NULL, NULL, &plan, err,
+						  sizeof err), -1);
+		assert_null(plan);
+		assert_non_null(strstr(err, "symlink not owned by root"));
+	}
+}
+
 static void test_bad_extra_paths(void **state)
 {
 	struct tree *t = *state;
@@ -607,6 +672,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_best_effort_skips_missing_path, tree_setup,
 						tree_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_extra_paths, tree_setup, tree_teardown),
+		cmocka_unit_test_setup_teardown(test_untrusted_symlinks_are_not_followed,
+						tree_setup, tree_teardown),
 		cmocka_unit_test_setup_teardown(test_enforced_in_child, tree_setup, tree_teardown),
 		cmocka_unit_test_setup_teardown(test_old_abi_best_effort_degrades, tree_setup,
 						tree_teardown),

@@ -12,6 +12,12 @@
 
 static const char golden[] =
 	"table inet openshell {\n"
+	"\tchain input {\n"
+	"\t\ttype filter hook input priority 0; policy drop;\n"
+	"\t\tiifname \"lo\" accept\n"
+	"\t\tct state established,related accept\n"
+	"\t\tcounter drop\n"
+	"\t}\n"
 	"\tchain output {\n"
 	"\t\ttype filter hook output priority 0; policy drop;\n"
 	"\t\toifname \"lo\" accept\n"
@@ -52,6 +58,14 @@ static int count(const char *needle)
 	return n;
 }
 
+static void make_capture(uint16_t tcp_port, uint16_t dns_port)
+{
+	int n = netns_fence_ruleset_capture(buf, sizeof(buf), "10.200.3.1", 3128, "abc",
+					    tcp_port, dns_port);
+	assert_true(n > 0);
+	assert_int_equal((size_t)n, strlen(buf));
+}
+
 static void test_golden(void **state)
 {
 	(void)state;
@@ -63,10 +77,12 @@ static void test_order(void **state)
 {
 	(void)state;
 	make("10.200.7.1", 8080, "abc");
-	long policy = pos("policy drop;");
+	long policy = pos("hook output priority 0; policy drop;");
 	long lo = pos("oifname \"lo\" accept");
 	long proxy = pos("ip daddr 10.200.7.1 tcp dport 8080 accept");
-	long ct = pos("ct state established,related accept");
+	const char *ctp = strstr(buf + proxy, "ct state established,related accept");
+	assert_non_null(ctp); /* the output chain's own, after the proxy rule */
+	long ct = ctp - buf;
 	long log = pos("log prefix \"openshell:bypass:abc: \" flags skuid");
 	const char *rejects[] = {
 		"meta nfproto ipv4 meta l4proto tcp counter reject with tcp reset",
@@ -96,21 +112,49 @@ static void test_counts(void **state)
 	(void)state;
 	make("10.200.255.1", 65535, "Z9");
 	assert_int_equal(count("table "), 1);
-	assert_int_equal(count("chain "), 1);
-	assert_int_equal(count("policy drop;"), 1);
+	assert_int_equal(count("chain "), 2);
+	assert_int_equal(count("policy drop;"), 2);
 	assert_int_equal(count("policy accept"), 0);
-	assert_int_equal(count(" accept\n"), 3);
+	assert_int_equal(count(" accept\n"), 5);
 	assert_int_equal(count("reject"), 5);
 	assert_int_equal(count(" log "), 1);
 	assert_int_equal(count("limit rate 5/second burst 10 packets"), 1);
 	assert_int_equal(count("reject with tcp reset"), 2);
 	assert_int_equal(count("reject with icmp type"), 1);
 	assert_int_equal(count("reject with icmpv6 type"), 1);
-	assert_int_equal(count("counter"), 6);
+	assert_int_equal(count("counter"), 7);
 	assert_int_equal(count("nfproto ipv4"), 2);
 	assert_int_equal(count("nfproto ipv6"), 2);
 	assert_int_equal(count("type filter hook output priority 0;"), 1);
 	assert_int_equal(pos("dport 65535 accept") > 0, 1);
+}
+
+/* Ingress: nothing from outside may open a flow, or the output chain's
+ * `ct state established` would let the sandbox answer it (a two-way channel
+ * around the proxy). Only loopback and replies come in; the rest is dropped. */
+static void test_input_chain(void **state)
+{
+	(void)state;
+	for (int capture = 0; capture < 2; capture++) {
+		if (capture)
+			make_capture(15001, 15053);
+		else
+			make("10.200.9.1", 3128, "in");
+		long chain = pos("\tchain input {\n\t\ttype filter hook input priority 0; "
+				 "policy drop;\n");
+		long lo = pos("\t\tiifname \"lo\" accept\n");
+		long ct = pos("\t\tct state established,related accept\n");
+		long drop = pos("\t\tcounter drop\n\t}\n");
+		assert_true(chain < lo && lo < ct && ct < drop);
+		assert_int_equal(count("hook input"), 1);
+		assert_int_equal(count("iifname"), 1);
+		/* no accept in the input chain beyond those two */
+		const char *end = strstr(buf + chain, "\t}\n");
+		int accepts = 0;
+		for (const char *p = buf + chain; (p = strstr(p, " accept")) != NULL && p < end; p++)
+			accepts++;
+		assert_int_equal(accepts, 2);
+	}
 }
 
 static void test_bad_input(void **state)
@@ -144,14 +188,6 @@ static void test_buffer_bounds(void **state)
 	assert_true(netns_fence_ruleset(buf, sizeof(buf), "255.255.255.255", 65535, "ZZZZZZZZ") > 0);
 }
 
-static void make_capture(uint16_t tcp_port, uint16_t dns_port)
-{
-	int n = netns_fence_ruleset_capture(buf, sizeof(buf), "10.200.3.1", 3128, "abc",
-					    tcp_port, dns_port);
-	assert_true(n > 0);
-	assert_int_equal((size_t)n, strlen(buf));
-}
-
 /* Capture: the nat chain redirects DNS first, leaves loopback and the proxy
  * alone, then redirects all other IPv4 TCP; the filter chain admits the two
  * capture ports only for redirected flows, before loopback is accepted. */
@@ -177,7 +213,7 @@ static void test_capture_order(void **state)
 	assert_true(rej_tcp < rej_udp && rej_udp < lo);
 	assert_int_equal(count("redirect"), 3);
 	assert_int_equal(count("table "), 1);
-	assert_int_equal(count("chain "), 2);
+	assert_int_equal(count("chain "), 3);
 	assert_int_equal(count("ip6"), 0); /* IPv6 is never redirected */
 	assert_null(strstr(buf + pos("log prefix"), "accept"));
 }
@@ -205,6 +241,7 @@ int main(void)
 		cmocka_unit_test(test_golden),
 		cmocka_unit_test(test_order),
 		cmocka_unit_test(test_counts),
+		cmocka_unit_test(test_input_chain),
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_buffer_bounds),
 		cmocka_unit_test(test_capture_order),

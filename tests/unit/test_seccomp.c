@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/ioctl.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -89,6 +91,7 @@ static int sys32(long nr, long a, long b, long c)
 }
 
 #define I386_GETPID 20
+#define I386_IOCTL 54
 #define I386_SOCKETCALL 102
 #define I386_UNSHARE 310
 #define I386_BPF 357
@@ -174,6 +177,14 @@ static void check_common_denied(struct probe *p)
 	EXPECT_ERRNO(p, socket(AF_PACKET, SOCK_RAW, 0), EPERM);
 	EXPECT_ERRNO(p, socket(AF_BLUETOOTH, SOCK_STREAM, 0), EPERM);
 	EXPECT_ERRNO(p, socket(AF_VSOCK, SOCK_STREAM, 0), EPERM);
+	/* the obsolete AF_INET/SOCK_PACKET spelling of a packet socket (this test
+	 * runs as root: without the rule it would succeed) */
+	EXPECT_ERRNO(p, socket(AF_INET, SOCK_PACKET, htons(0x0003)), EPERM);
+	EXPECT_ERRNO(p, socket(AF_INET, SOCK_PACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, htons(3)),
+		     EPERM);
+	EXPECT_ERRNO(p, syscall(SYS_socket, 0x100000000L | AF_INET, SOCK_PACKET, htons(3)), EPERM);
+	if (sys32(I386_SOCKET, AF_INET, SOCK_PACKET, 0x300) != -EPERM)
+		report(p, __LINE__, "i386 socket(AF_INET, SOCK_PACKET)", 0, 0);
 	/* junk in the high half of the int argument must not slip through */
 	EXPECT_ERRNO(p, syscall(SYS_socket, 0x100000000L | AF_PACKET, SOCK_RAW, 0), EPERM);
 	EXPECT_ERRNO(p, syscall(SYS_clone3, NULL, 0), ENOSYS);
@@ -185,12 +196,23 @@ static void check_common_denied(struct probe *p)
 	EXPECT_ERRNO(p, syscall(SYS_process_vm_readv, getppid(), NULL, 0, NULL, 0, 0), EPERM);
 	EXPECT_ERRNO(p, syscall(SYS_io_uring_setup, 1, NULL), EPERM);
 	EXPECT_ERRNO(p, syscall(SYS_kexec_load, 0, 0, NULL, 0), EPERM);
+	/* terminal input injection, whatever the fd and the high half of the request */
+	char c = 'x';
+	EXPECT_ERRNO(p, ioctl(-1, TIOCSTI, &c), EPERM);
+	EXPECT_ERRNO(p, syscall(SYS_ioctl, -1, 0xffffffff00000000L | TIOCSTI, &c), EPERM);
+	EXPECT_ERRNO(p, ioctl(-1, TIOCLINUX, &c), EPERM);
+	/* other terminal ioctls reach the kernel (EBADF for fd -1) */
+	struct winsize ws;
+	EXPECT_ERRNO(p, ioctl(-1, TIOCGWINSZ, &ws), EBADF);
 	EXPECT_ERRNO(p, syscall(SYS_finit_module, -1, "", 0), EPERM);
 	/* 32-bit x86 entry: same rules */
 	if (sys32(I386_SOCKET, AF_PACKET, SOCK_RAW, 0) != -EPERM)
 		report(p, __LINE__, "i386 socket(AF_PACKET)", sys32(I386_SOCKET, AF_PACKET, 3, 0), 0);
 	if (sys32(I386_SOCKETCALL, 1 /* SYS_SOCKET */, 0, 0) != -EPERM)
 		report(p, __LINE__, "i386 socketcall(SYS_SOCKET)", 0, 0);
+	if (sys32(I386_IOCTL, -1, TIOCSTI, 0) != -EPERM)
+		report(p, __LINE__, "i386 ioctl(TIOCSTI)", sys32(I386_IOCTL, -1, TIOCSTI, 0), 0);
+	EXPECT_ERRNO(p, syscall(X32_BIT | 514 /* x32 ioctl */, -1, TIOCSTI, &c), EPERM);
 	if (sys32(I386_CLONE3, 0, 0, 0) != -ENOSYS)
 		report(p, __LINE__, "i386 clone3", sys32(I386_CLONE3, 0, 0, 0), 0);
 	if (sys32(I386_BPF, 0, 0, 0) != -EPERM)
@@ -272,6 +294,30 @@ static void nested_checks(struct probe *p)
 	EXPECT_ERRNO(p, setns(-1, 0), EBADF);
 }
 
+/* minimal: the terminal-injection ioctls and nothing else. */
+static void minimal_checks(struct probe *p)
+{
+	char c = 'x';
+	EXPECT_ERRNO(p, ioctl(-1, TIOCSTI, &c), EPERM);
+	EXPECT_ERRNO(p, ioctl(-1, TIOCLINUX, &c), EPERM);
+	if (sys32(I386_IOCTL, -1, TIOCSTI, 0) != -EPERM)
+		report(p, __LINE__, "i386 ioctl(TIOCSTI)", 0, 0);
+	struct winsize ws;
+	EXPECT_ERRNO(p, ioctl(-1, TIOCGWINSZ, &ws), EBADF);
+	EXPECT_FD(p, socket(AF_NETLINK, SOCK_RAW, NETLINK_SOCK_DIAG));
+	EXPECT_FD(p, syscall(SYS_memfd_create, "x", MFD_CLOEXEC));
+	errno = 0;
+	if (syscall(SYS_clone3, NULL, 0) != -1 || errno == ENOSYS || errno == EPERM)
+		report(p, __LINE__, "clone3 reaches the kernel", -1, errno);
+	EXPECT_OK(p, personality(0xffffffff));
+}
+
+static void test_minimal_in_child(void **state)
+{
+	(void)state;
+	run_in_child("minimal", minimal_checks);
+}
+
 static void test_prepare_off_and_unknown(void **state)
 {
 	(void)state;
@@ -343,6 +389,7 @@ int main(void)
 		cmocka_unit_test(test_baseline_in_child),
 		cmocka_unit_test(test_strict_in_child),
 		cmocka_unit_test(test_nested_in_child),
+		cmocka_unit_test(test_minimal_in_child),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -408,6 +409,41 @@ static void test_start_errors(void **state)
 	assert_null(ssh_relay_start(&cfg, err, sizeof err));
 	assert_non_null(strstr(err, ":3:"));
 	unlink(path);
+
+	/* A socket directory someone else owns, or an ancestor others may write
+	 * without the sticky bit: they could swap the socket for their own. */
+	if (geteuid() == 0) {
+		char base[128], d[192], sock[240], cmd[300];
+		FMT(base, "/tmp/test-ssh-relay-own-%d", (int)getpid());
+		assert_int_equal(mkdir(base, 0755), 0);
+		FMT(d, "%s/agent", base);
+		assert_int_equal(mkdir(d, 0700), 0);
+		assert_int_equal(chown(d, 1500, 1500), 0);
+		FMT(sock, "%s/ssh.sock", d);
+		cfg.socket_path = sock;
+		cfg.authorized_keys = NULL;
+		assert_null(ssh_relay_start(&cfg, err, sizeof err));
+		assert_non_null(strstr(err, "owned by uid 1500"));
+		FMT(sock, "%s/sub/ssh.sock", d);      /* created inside it: still refused */
+		assert_null(ssh_relay_start(&cfg, err, sizeof err));
+		assert_non_null(strstr(err, "not owned by root"));
+		FMT(d, "%s/open", base);
+		assert_int_equal(mkdir(d, 0755), 0);
+		assert_int_equal(chmod(d, 0777), 0);
+		FMT(sock, "%s/sub/ssh.sock", d);
+		assert_null(ssh_relay_start(&cfg, err, sizeof err));
+		assert_non_null(strstr(err, "writable by others"));
+		FMT(d, "%s/sticky", base);            /* like /tmp: allowed */
+		assert_int_equal(mkdir(d, 0755), 0);
+		assert_int_equal(chmod(d, 01777), 0);
+		FMT(sock, "%s/sub/ssh.sock", d);
+		struct ssh_relay *r = ssh_relay_start(&cfg, err, sizeof err);
+		if (r == NULL)
+			fail_msg("sticky ancestor refused: %s", err);
+		ssh_relay_stop(r);
+		FMT(cmd, "rm -rf -- '%s'", base);
+		assert_int_equal(system(cmd), 0);
+	}
 
 	char longp[300];
 	memset(longp, 'a', sizeof longp - 1);
@@ -807,6 +843,65 @@ static void test_abstract_socket_and_keys(void **state)
 	stop_relay(h, 1);
 }
 
+/* What a client running as uid gets first from the abstract socket name
+ * sock, within 3 s: 'B' the SSH banner, 'C' closed without it, else an error
+ * letter. Runs in a forked child and answers over a pipe (the harness reaper
+ * may collect the child). */
+static char first_bytes_as(const char *sock, uid_t uid)
+{
+	int pfd[2];
+	assert_int_equal(pipe(pfd), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char r = 'E';
+		close(pfd[0]);
+		if (uid != 0 && (setgroups(0, NULL) != 0 || setresgid(uid, uid, uid) != 0 ||
+				 setresuid(uid, uid, uid) != 0)) {
+			r = 'U';
+		} else {
+			struct sockaddr_un sa = { .sun_family = AF_UNIX };
+			size_t l = strlen(sock + 1);
+			memcpy(sa.sun_path + 1, sock + 1, l);
+			int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + l);
+			struct timeval tv = { 3, 0 };
+			char buf[4];
+			if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, alen) == 0 &&
+			    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0) {
+				ssize_t n = recv(fd, buf, 4, MSG_WAITALL);
+				r = n == 4 && memcmp(buf, "SSH-", 4) == 0 ? 'B' : n == 0 ? 'C' : 'T';
+			}
+		}
+		if (write(pfd[1], &r, 1) != 1)
+			_exit(1);
+		_exit(0);
+	}
+	close(pfd[1]);
+	char r = '?';
+	if (read(pfd[0], &r, 1) != 1)
+		r = '?';
+	close(pfd[0]);
+	return r;
+}
+
+/* Without authorized keys reaching the socket is the authentication; an
+ * abstract name has no file mode, so the relay checks the peer itself. */
+static void test_abstract_socket_admits_only_root(void **state)
+{
+	SKIP_IF_NO_SSH(state);
+	struct harness *h = *state;
+	if (geteuid() != 0)
+		skip();
+	char sock[128];
+	FMT(sock, "@test-ssh-relay-peer-%d", (int)getpid());
+	set_relay(h, 1, start_relay(h, sock, NULL), false);
+	assert_int_equal(first_bytes_as(sock, 0), 'B');
+	assert_int_equal(first_bytes_as(sock, 65534), 'C');
+	assert_int_equal(first_bytes_as(sock, 1500), 'C');
+	stop_relay(h, 1);
+}
+
 static void test_stop_ends_sessions(void **state)
 {
 	SKIP_IF_NO_SSH(state);
@@ -862,6 +957,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_pty_client_killed),
 		cmocka_unit_test(test_signal_and_window_change_requests),
 		cmocka_unit_test(test_abstract_socket_and_keys),
+		cmocka_unit_test(test_abstract_socket_admits_only_root),
 		cmocka_unit_test(test_stop_ends_sessions),
 	};
 	int failed = cmocka_run_group_tests_name("ssh_relay_checks", pure, NULL, NULL);
