@@ -577,7 +577,8 @@ static void test_sftp_roundtrip(void **state)
 		skip();
 	FMT(cmd,
 		 "cd /tmp/test-ssh-relay-%d && head -c 10485760 /dev/urandom > in.bin && "
-		 "printf 'put in.bin up.bin\\nget up.bin back.bin\\n' > batch && "
+		 "printf 'put in.bin %%s/up.bin\\nget %%s/up.bin back.bin\\n' \"$PWD\" \"$PWD\" "
+		 "> batch && "
 		 "sftp -q -F /dev/null -o ProxyCommand='%s ssh-proxy --socket %s' "
 		 "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR "
 		 "-o BatchMode=yes -b batch u@sandbox >/dev/null && "
