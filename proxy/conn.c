@@ -86,6 +86,7 @@ struct conn {
 	char *rule_name;             /* snapshot of the decision: the policy */
 	struct policy_cidr *allowed; /* may be swapped and freed meanwhile */
 	size_t n_allowed;
+	unsigned long policy_gen;    /* px->policy_gen the decision was made under */
 
 	struct sockaddr_storage addrs[PROXY_MAX_DIAL_ADDRS];
 	size_t n_addrs, next_addr;
@@ -405,6 +406,80 @@ static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
 		snprintf(buf, len, "?");
 }
 
+/* ---- policy reload ---- */
+
+static bool tls_skip_applies(const struct conn *c, const struct policy_endpoint *ep);
+
+/* Is the established destination (host:port as decided, and the address
+ * actually dialed) still allowed by the policy in force now? Nothing of the
+ * policy is kept: the decision is made afresh and only copied facts are
+ * compared. On false, `why` says why. */
+static bool destination_still_allowed(struct conn *c, char *why, size_t whylen)
+{
+	const struct policy *pol = c->px->policy;
+	struct policy_decision d;
+	memset(&d, 0, sizeof(d));
+	if (pol == NULL) {
+		snprintf(why, whylen, "policy reloaded: no policy loaded");
+		return false;
+	}
+	policy_decide(pol, c->target.host, c->target.port, NULL, false, &d);
+	if (!d.allowed) {
+		snprintf(why, whylen, "policy reloaded: %s no longer allowed", c->hostport);
+		return false;
+	}
+	const struct policy_endpoint *nep = d.endpoint;
+	if (nep != NULL && !tls_skip_applies(c, nep) && policy_endpoint_needs_l7(nep) && !c->l7) {
+		/* Bytes nobody inspects cannot honour the L7 rules it now has. */
+		snprintf(why, whylen, "policy reloaded: %s now has L7 rules; no longer allowed "
+			 "uninspected", c->hostport);
+		return false;
+	}
+	if (c->n_addrs > 0 && c->next_addr < c->n_addrs) {
+		/* The new endpoint's allowed_ips must still admit the peer. */
+		char swhy[384];
+		struct ssrf_options opt = { .allow_loopback = c->px->test_allow_loopback_upstream };
+		const struct policy_endpoint *ep = d.endpoint;
+		if (!ssrf_check_address((const struct sockaddr *)&c->addrs[c->next_addr],
+					c->target.port, ep ? ep->allowed_ips : NULL,
+					ep ? ep->n_allowed_ips : 0, &opt, swhy, sizeof(swhy))) {
+			snprintf(why, whylen, "policy reloaded: %s", swhy);
+			return false;
+		}
+	}
+	c->policy_gen = c->px->policy_gen;
+	return true;
+}
+
+/* Re-judge after a reload; false: denied (audited and logged; the caller
+ * ends the flow). */
+static bool recheck_after_reload(struct conn *c)
+{
+	if (c->policy_gen == c->px->policy_gen)
+		return true;
+	char why[512];
+	if (destination_still_allowed(c, why, sizeof(why)))
+		return true;
+	px_log(c->px, PROXY_LOG_INFO, "proxy: %s %s: %s", c->method, c->hostport, why);
+	audit(c, false, "opa", why, NULL);
+	return false;
+}
+
+static bool recheck_from_relay(void *owner)
+{
+	return recheck_after_reload(owner);
+}
+
+void conn_policy_changed(struct conn *c)
+{
+	if (c->closing || c->phase != PH_RELAY || !c->is_connect)
+		return; /* earlier phases re-judge when the dial completes */
+	if (c->hr != NULL && !hr_is_raw(c->hr))
+		return; /* HTTP: ends before its next request; sniff/TLS: at the switch to raw */
+	if (!recheck_after_reload(c))
+		conn_reset_client(c);
+}
+
 /* ---- relay ---- */
 
 static void relay_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -546,6 +621,8 @@ static void start_intercept(struct conn *c)
 		.early_len = c->early_len,
 		.l7 = c->l7,
 		.allow_encoded_slash = c->allow_encoded_slash,
+		.policy_gen = c->policy_gen,
+		.recheck_owner = recheck_from_relay,
 	};
 	c->hr = hr_start(&p);
 	if (c->hr == NULL) {
@@ -612,6 +689,16 @@ static void on_connected(uv_connect_t *req, int status)
 	char ip[INET6_ADDRSTRLEN];
 	addr_text(&c->addrs[c->next_addr], ip, sizeof(ip));
 	px_log(c->px, PROXY_LOG_INFO, "proxy: %s %s connected via %s", c->method, c->hostport, ip);
+	if (c->policy_gen != c->px->policy_gen) {
+		/* Decided under a policy replaced while resolving or dialing. */
+		char why[512];
+		if (!destination_still_allowed(c, why, sizeof(why))) {
+			px_log(c->px, PROXY_LOG_INFO, "proxy: %s %s: %s", c->method, c->hostport, why);
+			audit(c, false, "opa", why, NULL);
+			respond_error(c, 403, "policy_denied", why);
+			return;
+		}
+	}
 	start_relay(c);
 }
 
@@ -849,6 +936,14 @@ static void deny_policy(struct conn *c, const struct policy_decision *d)
 	respond(c, resp, len);
 }
 
+/* `tls: skip` relays a tunnel raw. It concerns TLS only: a forwarded
+ * http:// request or a captured plaintext HTTP flow has no TLS to skip, so
+ * its endpoint's L7 rules still apply. */
+static bool tls_skip_applies(const struct conn *c, const struct policy_endpoint *ep)
+{
+	return ep->tls == POLICY_TLS_SKIP && c->is_connect && !c->transparent_http;
+}
+
 /* The interception rule. A CONNECT tunnel is terminated (TLS) or parsed
  * (plaintext HTTP) when its endpoint has L7 rules (protocol rest/websocket
  * with rules) or says `tls: terminate`, or its host is in a credential's
@@ -857,7 +952,7 @@ static void deny_policy(struct conn *c, const struct policy_decision *d)
 static bool plan_interception(struct conn *c, const struct policy_decision *d)
 {
 	const struct policy_endpoint *ep = d->endpoint;
-	if (ep == NULL || ep->tls == POLICY_TLS_SKIP)
+	if (ep == NULL || tls_skip_applies(c, ep))
 		return true;
 	c->l7 = policy_endpoint_needs_l7(ep);
 	c->allow_encoded_slash = ep->allow_encoded_slash;
@@ -954,6 +1049,7 @@ static void decide(struct conn *c)
 	struct policy_decision d;
 	memset(&d, 0, sizeof(d));
 	const struct policy *pol = c->px->policy;
+	c->policy_gen = c->px->policy_gen;
 	if (pol == NULL)
 		snprintf(d.reason, sizeof(d.reason), "no policy loaded");
 	else /* Binaries are not matched yet: endpoint-only decisions. */

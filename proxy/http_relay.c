@@ -340,7 +340,12 @@ static bool step_request_head(struct hr_session *s)
 			hr_finish(s);
 		return false;
 	}
-	if (s->px->policy != s->policy) {
+	/* A request may be answered by us (denials): take the next one only
+	 * once the client has read what we queued for it, so a client that
+	 * pipelines requests and never reads cannot grow our write queue. */
+	if (!below_high_water(c))
+		return false;
+	if (s->px->policy_gen != s->policy_gen) {
 		/* The tunnel was admitted under another policy: end it before the
 		 * next request rather than judge that request half old, half new. */
 		hr_log(s, PROXY_LOG_INFO, "policy reloaded: tunnel closed before the next request");
@@ -430,10 +435,24 @@ static void response_done(struct hr_session *s)
 		hr_finish(s);
 }
 
-static void switch_to_raw(struct hr_session *s)
+/* False: the policy was reloaded and no longer allows the destination (the
+ * tunnel is failing). */
+static bool switch_to_raw(struct hr_session *s)
 {
+	if (s->policy_gen != s->px->policy_gen &&
+	    (s->recheck_owner == NULL || !s->recheck_owner(s->owner))) {
+		hr_fail(s, "policy reloaded: destination no longer allowed");
+		return false;
+	}
+	s->policy_gen = s->px->policy_gen;
 	s->mode = M_RAW;
 	hr_log(s, PROXY_LOG_DEBUG, "upgraded: raw relay both ways (no HTTP parsing from here)");
+	return true;
+}
+
+bool hr_is_raw(const struct hr_session *s)
+{
+	return s != NULL && s->mode == M_RAW && !s->closing && !s->detached;
 }
 
 static bool step_response_head(struct hr_session *s)
@@ -465,10 +484,9 @@ static bool step_response_head(struct hr_session *s)
 			hr_fail(s, "unsolicited 101 from upstream");
 			return false;
 		}
-		if (!hr_side_write(s, c, u->ibuf, h.head_len))
+		if (!switch_to_raw(s) || !hr_side_write(s, c, u->ibuf, h.head_len))
 			return false;
 		hr_consume(u, h.head_len);
-		switch_to_raw(s);
 		return true;
 	}
 	if (!hr_side_write(s, c, u->ibuf, h.head_len))
@@ -712,8 +730,8 @@ static bool step_sniff(struct hr_session *s)
 		if (s->l7) {
 			s->mode = M_HTTP;
 			hr_log(s, PROXY_LOG_DEBUG, "plaintext HTTP in the tunnel: L7 relay");
-		} else {
-			switch_to_raw(s);
+		} else if (!switch_to_raw(s)) {
+			return false;
 		}
 		return true;
 	case TLS_SNIFF_OTHER:
@@ -724,8 +742,7 @@ static bool step_sniff(struct hr_session *s)
 		hr_fail(s, "neither TLS nor HTTP/1 on an endpoint with L7 rules");
 		return false;
 	}
-	switch_to_raw(s);
-	return true;
+	return switch_to_raw(s);
 }
 
 /* ---- driver ---- */
@@ -783,7 +800,8 @@ struct hr_session *hr_start(const struct hr_params *p)
 	s->timer = p->timer;
 	s->port = p->port;
 	s->l7 = p->l7;
-	s->policy = p->px->policy;
+	s->policy_gen = p->policy_gen;
+	s->recheck_owner = p->recheck_owner;
 	s->allow_encoded_slash = p->allow_encoded_slash;
 	snprintf(s->host, sizeof(s->host), "%s", p->host);
 	if (p->src_ip != NULL)

@@ -70,6 +70,10 @@ struct hr_params {
 	size_t early_len;
 	bool l7;                          /* the endpoint has L7 rules to enforce */
 	bool allow_encoded_slash;         /* endpoint option, for canonicalization */
+	unsigned long policy_gen;         /* px->policy_gen of the tunnel's decision */
+	/* Policy reloaded since: is the destination still allowed (the owner
+	 * re-decides and audits a denial)? Called before going raw. */
+	bool (*recheck_owner)(void *owner);
 };
 
 /* Take over the tunnel (the 200 has been queued): from here the handles'
@@ -81,6 +85,8 @@ void hr_run(struct hr_session *s);
  * restored to the owner), never touch them again. */
 void hr_detach(struct hr_session *s, void *owner);
 void hr_free(struct hr_session *s);
+/* Is the session relaying raw bytes (after a 101, or a non-HTTP tunnel)? */
+bool hr_is_raw(const struct hr_session *s);
 
 struct cred_store;
 /* Is `host` in the scope of any credential (so the tunnel is intercepted)? */

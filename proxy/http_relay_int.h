@@ -59,7 +59,8 @@ struct hr_session {
 	char src_ip[64];
 	uint16_t src_port;
 	bool l7;
-	const struct policy *policy;   /* in force when the tunnel opened (compared only) */
+	unsigned long policy_gen;      /* px->policy_gen when the tunnel was decided */
+	bool (*recheck_owner)(void *owner);
 	bool allow_encoded_slash;
 	bool tls;
 

@@ -315,6 +315,14 @@ uint16_t proxy_listen_port(const struct proxy *px)
 void proxy_set_policy(struct proxy *px, const struct policy *policy)
 {
 	px->policy = policy;
+	px->policy_gen++;
+	/* Re-judge every established tunnel now: the old policy is freed as
+	 * soon as we return, and no connection keeps a pointer into it. */
+	for (struct conn *c = px->conns; c != NULL;) {
+		struct conn *next = conn_next(c);
+		conn_policy_changed(c);
+		c = next;
+	}
 }
 
 void proxy_capture_stopped(struct proxy *px)

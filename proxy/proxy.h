@@ -146,7 +146,15 @@ struct proxy *proxy_start(uv_loop_t *loop, const struct proxy_config *cfg,
 /* The bound port (useful when listen_port was 0). */
 uint16_t proxy_listen_port(const struct proxy *px);
 
-/* Swap the policy used for new decisions (the caller frees the old one). */
+/* Swap the policy used for new decisions (the caller frees the old one
+ * right after; no connection keeps a pointer into it). Established raw
+ * tunnels, captured raw flows and upgraded (after a 101) intercepted tunnels
+ * are re-judged at once: one whose host:port the new policy no longer
+ * allows, whose dialed address its allowed_ips no longer admit, or whose
+ * endpoint now has L7 rules it cannot honour uninspected, is reset (and
+ * audited); the others continue. Intercepted HTTP tunnels end before their
+ * next request; flows still resolving or dialing are re-judged when the
+ * dial completes. */
 void proxy_set_policy(struct proxy *px, const struct policy *policy);
 
 /* Stop listening, close every connection, then call done(arg) once all

@@ -17,6 +17,7 @@ struct proxy {
 	struct proxy_hooks hooks;
 	bool test_allow_loopback_upstream;
 	const struct policy *policy;    /* borrowed; used only for new decisions */
+	unsigned long policy_gen;       /* +1 per proxy_set_policy(); never a pointer compare */
 	int listen_fd;
 	uint16_t port;
 	int reserve_fd;                 /* spare fd released on EMFILE/ENFILE */
@@ -45,6 +46,11 @@ void conn_accepted(struct proxy *px, int fd, const struct sockaddr_storage *peer
 /* conn.c: close a connection now (proxy_stop). */
 void conn_abort(struct conn *c);
 struct conn *conn_next(struct conn *c);
+/* conn.c: the policy was replaced (px->policy, px->policy_gen are new; the
+ * old policy is freed right after). An established raw tunnel or upgraded
+ * (raw-after-101) intercepted tunnel whose destination the new policy does
+ * not allow is reset now; the others continue. */
+void conn_policy_changed(struct conn *c);
 
 /* proxy.c: called by conn.c after a connection is freed. */
 void proxy_conn_freed(struct proxy *px);

@@ -52,6 +52,7 @@ static const struct range6 ranges6[] = {
 	{ { 0x00, 0x64, 0xff, 0x9b }, 96, SSRF_INTERNAL, "NAT64 64:ff9b::/96" },
 	{ { 0x00, 0x64, 0xff, 0x9b, 0x00, 0x01 }, 48, SSRF_INTERNAL, "local NAT64 64:ff9b:1::/48" },
 	{ { 0x20, 0x01, 0x0d, 0xb8 }, 32, SSRF_INTERNAL, "documentation 2001:db8::/32" },
+	{ { 0x20, 0x01, 0x00, 0x00 }, 32, SSRF_INTERNAL, "Teredo 2001::/32" },
 	{ { 0x01 }, 64, SSRF_INTERNAL, "discard-only 100::/64" },
 };
 
@@ -81,14 +82,20 @@ static enum ssrf_class classify4(const uint8_t *a, const char **range)
 }
 
 /* IPv6 forms that carry an IPv4 address a stack may reach: ::ffff:a.b.c.d
- * (mapped), ::a.b.c.d (deprecated compatible, not :: or ::1), and 6to4
+ * (mapped), ::ffff:0:a.b.c.d (SIIT translated), ::a.b.c.d (deprecated
+ * compatible, not :: or ::1), and 6to4
  * 2002:aabb:ccdd::/16. Returns a pointer to the 4 embedded bytes or NULL. */
 static const uint8_t *embedded_v4(const uint8_t *a, const char **form)
 {
 	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+	static const uint8_t translated[12] = { [8] = 0xff, [9] = 0xff };
 	static const uint8_t zeros[12] = { 0 };
 	if (memcmp(a, mapped, 12) == 0) {
 		*form = "IPv4-mapped";
+		return a + 12;
+	}
+	if (memcmp(a, translated, 12) == 0) { /* SIIT ::ffff:0:a.b.c.d (RFC 2765) */
+		*form = "IPv4-translated";
 		return a + 12;
 	}
 	if (memcmp(a, zeros, 12) == 0 && !(a[12] == 0 && a[13] == 0 && a[14] == 0 && a[15] <= 1)) {
@@ -104,6 +111,14 @@ static const uint8_t *embedded_v4(const uint8_t *a, const char **form)
 
 static enum ssrf_class classify6(const uint8_t *a, const char **range)
 {
+	static const uint8_t nat64[12] = { 0x00, 0x64, 0xff, 0x9b };
+	if (memcmp(a, nat64, 12) == 0) {
+		/* 64:ff9b::/96 reaches a.b.c.d through the NAT64 translator: the
+		 * prefix is internal, and what IPv4 always blocks (metadata,
+		 * loopback, link-local) stays blocked even with allowed_ips. */
+		if (classify4(a + 12, range) == SSRF_BLOCKED)
+			return SSRF_BLOCKED;
+	}
 	const char *form;
 	const uint8_t *v4 = embedded_v4(a, &form);
 	if (v4 != NULL) {

@@ -83,6 +83,23 @@ def test_wget_http_without_proxy_reaches_allowed_host(world, dns_mark):
     assert events(r, "transparent", "allow", "api.allowed.test"), r.audit_raw
 
 
+def test_captured_plain_http_keeps_l7_rules_under_tls_skip(world, dns_mark):
+    # `tls: skip` is about TLS; a captured plaintext HTTP flow has none, so the
+    # endpoint's L7 rules (read-only) still judge every request.
+    ep = W.World.endpoint("api.allowed.test", 80, protocol="rest", enforcement="enforce",
+                          access="read-only", tls="skip")
+    pol = world.policy_yaml([ep])
+    mark = world.http_mark()
+    r = world.run_sandbox(pol, ["/bin/sh", "-c",
+                                " ".join(CURL) + " http://api.allowed.test/get; echo; " +
+                                " ".join(CURL) + " -X DELETE http://api.allowed.test/del"],
+                          extra_args=["--upstream-ca", world.ca_cert])
+    assert r.stdout.startswith("hello from api.allowed.test\n"), str(r)
+    assert '"policy_denied"' in r.stdout, str(r)
+    seen = [q["method"] for q in world.http_requests(mark)]
+    assert "GET" in seen and "DELETE" not in seen, (seen, str(r))
+
+
 def test_https_to_a_name_only_dns_knows(world, dns_mark):
     """The name is resolved through the policy DNS responder (the supervisor asks the
     world DNS), then the TLS flow is captured and admitted by its SNI."""

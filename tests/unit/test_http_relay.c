@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -325,6 +326,9 @@ static int listen_loopback(uint16_t *port)
 struct world {
 	uv_loop_t loop;
 	uv_async_t stop;
+	uv_async_t call;          /* proxy_set_policy(px, call_policy) on the loop */
+	const struct policy *call_policy;
+	uv_sem_t call_done;
 	pthread_t thread;
 	struct proxy *px;
 	uint16_t port;
@@ -362,6 +366,22 @@ static void on_stop(uv_async_t *a)
 	struct world *w = a->data;
 	proxy_stop(w->px, NULL, NULL);
 	uv_close((uv_handle_t *)a, NULL);
+	uv_close((uv_handle_t *)&w->call, NULL);
+}
+
+static void on_call(uv_async_t *a)
+{
+	struct world *w = a->data;
+	proxy_set_policy(w->px, w->call_policy);
+	uv_sem_post(&w->call_done);
+}
+
+/* Swap the proxy's policy on its loop thread (as a reload does) and wait. */
+static void set_policy(struct world *w, const struct policy *p)
+{
+	w->call_policy = p;
+	assert_int_equal(uv_async_send(&w->call), 0);
+	uv_sem_wait(&w->call_done);
 }
 
 static void *loop_main(void *arg)
@@ -446,6 +466,9 @@ static int setup(void **state)
 	w->port = proxy_listen_port(w->px);
 	assert_int_equal(uv_async_init(&w->loop, &w->stop, on_stop), 0);
 	w->stop.data = w;
+	assert_int_equal(uv_async_init(&w->loop, &w->call, on_call), 0);
+	w->call.data = w;
+	assert_int_equal(uv_sem_init(&w->call_done, 0), 0);
 	assert_int_equal(pthread_create(&w->thread, NULL, loop_main, w), 0);
 	*state = w;
 	return 0;
@@ -457,6 +480,7 @@ static int teardown(void **state)
 	uv_async_send(&w->stop);
 	pthread_join(w->thread, NULL);
 	assert_int_equal(uv_loop_close(&w->loop), 0);
+	uv_sem_destroy(&w->call_done);
 	up_stop(&w->up);
 	SSL_CTX *tls = w->up_tls.tls;
 	up_stop(&w->up_tls);
@@ -522,11 +546,13 @@ static size_t read_to_eof(int fd, char *buf, size_t cap)
 	return got;
 }
 
-static int tunnel(struct world *w, uint16_t port)
+static int tunnel_rcvbuf(struct world *w, uint16_t port, int rcvbuf)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	assert_true(fd >= 0);
 	set_timeouts(fd);
+	if (rcvbuf > 0) /* before connect: a small window, no autotuning */
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(w->port),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
@@ -538,6 +564,11 @@ static int tunnel(struct world *w, uint16_t port)
 	assert_true(n >= 12);
 	assert_memory_equal(buf, "HTTP/1.1 200", 12);
 	return fd;
+}
+
+static int tunnel(struct world *w, uint16_t port)
+{
+	return tunnel_rcvbuf(w, port, 0);
 }
 
 static void host_line(struct world *w, char *out, size_t cap)
@@ -758,6 +789,129 @@ static void test_tls_end_to_end(void **state)
 	pthread_mutex_unlock(&w->mu);
 }
 
+/* A reload is seen by its generation, not by comparing policy pointers: a
+ * replacement allocated at the old one's address (here: the very same
+ * pointer set again) still ends the tunnel before its next request. */
+static void test_reload_ends_tunnel_before_next_request(void **state)
+{
+	struct world *w = *state;
+	use_handler(w, h_keepalive);
+	int fd = tunnel(w, w->up.port);
+	char host[64], req[256], buf[4096];
+	host_line(w, host, sizeof(host));
+	snprintf(req, sizeof(req), "GET /before HTTP/1.1\r\n%s\r\n", host);
+	send_str(fd, req);
+	read_until(fd, buf, sizeof(buf), "ok /before");
+	assert_non_null(strstr(buf, "ok /before"));
+	set_policy(w, w->policy);
+	snprintf(req, sizeof(req), "GET /after HTTP/1.1\r\n%s\r\n", host);
+	send_str(fd, req);
+	read_to_eof(fd, buf, sizeof(buf));
+	assert_null(strstr(buf, "ok /after"));
+	pthread_mutex_lock(&w->up.mu);
+	assert_null(strstr(w->up.seen, "/after"));
+	pthread_mutex_unlock(&w->up.mu);
+	close(fd);
+}
+
+static int upgraded_tunnel(struct world *w)
+{
+	use_handler(w, h_upgrade);
+	int fd = tunnel(w, w->up.port);
+	char host[64], req[512], buf[4096];
+	host_line(w, host, sizeof(host));
+	snprintf(req, sizeof(req), "GET /ws HTTP/1.1\r\n%sUpgrade: websocket\r\n"
+		 "Connection: Upgrade\r\nSec-WebSocket-Key: RylUQAh3p5cysfOlexgubw==\r\n"
+		 "Sec-WebSocket-Version: 13\r\n\r\n", host);
+	send_str(fd, req);
+	read_until(fd, buf, sizeof(buf), "\x81\x05hello");
+	assert_non_null(strstr(buf, "\x81\x05hello"));
+	return fd;
+}
+
+static bool raw_echoes(int fd)
+{
+	char buf[8];
+	send_str(fd, "\x01raw\x02");
+	return read_n(fd, buf, 5) == 5 && memcmp(buf, "\x01raw\x02", 5) == 0;
+}
+
+/* After a 101 the tunnel is raw: a reload keeping its endpoint leaves it
+ * alone; one removing it closes it at once. */
+static void test_reload_closes_upgraded_tunnel_it_no_longer_allows(void **state)
+{
+	struct world *w = *state;
+	int fd = upgraded_tunnel(w);
+	assert_true(raw_echoes(fd));
+	set_policy(w, w->policy); /* same endpoints */
+	assert_true(raw_echoes(fd));
+	char yaml[512];
+	snprintf(yaml, sizeof(yaml),
+		 "version: 1\nnetwork_policies:\n  l7:\n    endpoints:\n"
+		 "      - { host: 127.0.0.1, port: %u, protocol: rest, enforcement: enforce,"
+		 " access: read-write }\n", (unsigned)w->up_tls.port);
+	struct policy_errors errs = { 0 };
+	struct policy *other = policy_load_buffer(yaml, strlen(yaml), "<other>", &errs);
+	policy_errors_free(&errs);
+	assert_non_null(other);
+	set_policy(w, other);
+	char buf[64];
+	struct timeval tv = { .tv_sec = 3 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	errno = 0;
+	ssize_t r = recv(fd, buf, sizeof(buf), 0);
+	if (!(r == 0 || (r < 0 && errno == ECONNRESET)))
+		fail_msg("upgraded tunnel kept after its endpoint was removed: recv %zd, %s", r,
+			 strerror(errno));
+	close(fd);
+	set_policy(w, w->policy);
+	policy_free(other);
+	pthread_mutex_lock(&w->mu);
+	assert_non_null(strstr(w->audit, "no longer allowed"));
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* Pipelined requests we answer ourselves (denials) while the client never
+ * reads: the relay must stop taking requests once its queue towards the
+ * client is full, not buffer an answer for every request it is sent. */
+static void test_unread_denials_do_not_grow_the_queue(void **state)
+{
+	struct world *w = *state;
+	use_handler(w, h_keepalive);
+	int fd = tunnel_rcvbuf(w, w->up.port, 16384);
+	char host[64], one[128];
+	host_line(w, host, sizeof(host));
+	int n = snprintf(one, sizeof(one), "DELETE /d HTTP/1.1\r\n%s\r\n", host);
+	const size_t total = 8u << 20;
+	char *flood = malloc(total);
+	assert_non_null(flood);
+	size_t fill = 0;
+	while (fill + (size_t)n <= total) {
+		memcpy(flood + fill, one, (size_t)n);
+		fill += (size_t)n;
+	}
+	/* Send for up to 3 s without reading anything back. */
+	struct timeval tv = { .tv_sec = 0, .tv_usec = 200 * 1000 };
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	size_t sent = 0;
+	struct timeval t0, now;
+	gettimeofday(&t0, NULL);
+	for (;;) {
+		gettimeofday(&now, NULL);
+		if (sent >= fill || now.tv_sec - t0.tv_sec >= 3)
+			break;
+		ssize_t r = send(fd, flood + sent, fill - sent, MSG_NOSIGNAL);
+		if (r > 0)
+			sent += (size_t)r;
+	}
+	free(flood);
+	close(fd);
+	/* Socket buffers and the relay's bounded buffers take some; the rest
+	 * must have stayed with the client. */
+	if (sent >= fill)
+		fail_msg("all %zu bytes of unread-for requests were taken", sent);
+}
+
 int main(void)
 {
 	const struct CMUnitTest pure[] = {
@@ -774,6 +928,9 @@ int main(void)
 		cmocka_unit_test(test_expect_100_continue),
 		cmocka_unit_test(test_bad_requests),
 		cmocka_unit_test(test_tls_end_to_end),
+		cmocka_unit_test(test_reload_ends_tunnel_before_next_request),
+		cmocka_unit_test(test_reload_closes_upgraded_tunnel_it_no_longer_allows),
+		cmocka_unit_test(test_unread_denials_do_not_grow_the_queue),
 	};
 	int rc = cmocka_run_group_tests(pure, NULL, NULL);
 	return rc | cmocka_run_group_tests(loop, setup, teardown);

@@ -984,6 +984,123 @@ static void test_set_policy_swaps_decisions(void **state)
 	policy_free(empty);
 }
 
+static void set_loop_policy(struct world *w, void *arg)
+{
+	proxy_set_policy(w->px, arg);
+}
+
+static int open_echo_tunnel(struct world *w)
+{
+	int fd = dial(w->port);
+	char req[128];
+	int n = snprintf(req, sizeof(req), "CONNECT 127.0.0.1:%u HTTP/1.1\r\n\r\n",
+			 (unsigned)w->echo.port);
+	assert_true(send_all(fd, req, (size_t)n));
+	static const char ok[] = "HTTP/1.1 200 Connection Established\r\n\r\n";
+	char buf[sizeof(ok)];
+	assert_int_equal(read_exact(fd, buf, sizeof(ok) - 1), sizeof(ok) - 1);
+	assert_memory_equal(buf, ok, sizeof(ok) - 1);
+	return fd;
+}
+
+static bool tunnel_echoes(int fd)
+{
+	char buf[4];
+	return send_all(fd, "ping", 4) && read_exact(fd, buf, 4) == 4 &&
+	       memcmp(buf, "ping", 4) == 0;
+}
+
+/* A reload re-judges established raw tunnels: one whose destination the new
+ * policy still allows carries on; one it no longer allows is reset at once.
+ * Each replaced policy is freed right after the swap (as the supervisor
+ * does), so under ASan any pointer a connection kept into it would show. */
+static void test_reload_closes_tunnels_it_no_longer_allows(void **state)
+{
+	struct world *w = *state;
+	int fd = open_echo_tunnel(w);
+	assert_true(tunnel_echoes(fd));
+
+	struct policy *same = make_policy(w);
+	assert_non_null(same);
+	run_on_loop(w, set_loop_policy, same);
+	assert_true(tunnel_echoes(fd)); /* still allowed: untouched */
+
+	const char *yaml = "version: 1\nnetwork_policies:\n  other:\n    endpoints:\n"
+			   "      - { host: 127.0.0.1, port: 1 }\n";
+	struct policy_errors errs = { 0 };
+	struct policy *other = policy_load_buffer(yaml, strlen(yaml), "<other>", &errs);
+	policy_errors_free(&errs);
+	assert_non_null(other);
+	run_on_loop(w, set_loop_policy, other);
+	policy_free(same);
+	char buf[8];
+	set_timeouts(fd, 3);
+	errno = 0;
+	ssize_t r = recv(fd, buf, sizeof(buf), 0);
+	if (!(r == 0 || (r < 0 && errno == ECONNRESET)))
+		fail_msg("tunnel not closed by the reload: recv %zd, %s", r, strerror(errno));
+	close(fd);
+	assert_true(audit_has(w, "no longer allowed"));
+
+	/* A tunnel opened under `other` to a port it allows would be kept; the
+	 * original policy comes back for the next tests. */
+	run_on_loop(w, set_loop_policy, w->policy);
+	policy_free(other);
+	fd = open_echo_tunnel(w);
+	assert_true(tunnel_echoes(fd));
+
+	/* Still allowed, but now with L7 rules: a raw tunnel cannot honour
+	 * them, so it is closed too. */
+	char l7yaml[512];
+	snprintf(l7yaml, sizeof(l7yaml),
+		 "version: 1\nnetwork_policies:\n  l7:\n    endpoints:\n"
+		 "      - { host: 127.0.0.1, port: %u, protocol: rest, enforcement: enforce,"
+		 " access: read-only }\n", (unsigned)w->echo.port);
+	struct policy *l7 = policy_load_buffer(l7yaml, strlen(l7yaml), "<l7>", &errs);
+	policy_errors_free(&errs);
+	assert_non_null(l7);
+	run_on_loop(w, set_loop_policy, l7);
+	set_timeouts(fd, 3);
+	errno = 0;
+	r = recv(fd, buf, sizeof(buf), 0);
+	if (!(r == 0 || (r < 0 && errno == ECONNRESET)))
+		fail_msg("raw tunnel kept under L7 rules: recv %zd, %s", r, strerror(errno));
+	close(fd);
+	run_on_loop(w, set_loop_policy, w->policy);
+	policy_free(l7);
+	fd = open_echo_tunnel(w);
+	assert_true(tunnel_echoes(fd));
+	close(fd);
+}
+
+/* `tls: skip` concerns TLS: a forwarded http:// request to an endpoint with
+ * L7 rules is still judged by them. */
+static void test_forward_l7_rules_hold_with_tls_skip(void **state)
+{
+	struct world *w = *state;
+	char yaml[512];
+	snprintf(yaml, sizeof(yaml),
+		 "version: 1\nnetwork_policies:\n  ro:\n    endpoints:\n"
+		 "      - { host: 127.0.0.1, port: %u, protocol: rest, enforcement: enforce,"
+		 " access: read-only, tls: skip }\n", (unsigned)w->http.port);
+	struct policy_errors errs = { 0 };
+	struct policy *ro = policy_load_buffer(yaml, strlen(yaml), "<ro>", &errs);
+	for (size_t i = 0; ro == NULL && i < errs.n; i++)
+		fprintf(stderr, "%s\n", errs.msgs[i]);
+	policy_errors_free(&errs);
+	assert_non_null(ro);
+	run_on_loop(w, set_loop_policy, ro);
+	char req[256];
+	snprintf(req, sizeof(req), "DELETE http://127.0.0.1:%u/x HTTP/1.1\r\nHost: x\r\n\r\n",
+		 (unsigned)w->http.port);
+	char *r = exchange_str(w->port, req);
+	run_on_loop(w, set_loop_policy, w->policy);
+	policy_free(ro);
+	assert_starts_with(r, "HTTP/1.1 403");
+	assert_contains(r, "policy_denied");
+	free(r);
+}
+
 /* Leave an established tunnel and a half-sent head open: teardown's
  * proxy_stop must close them and still release every handle. */
 static void test_stop_with_open_connections(void **state)
@@ -1027,6 +1144,8 @@ int main(void)
 		cmocka_unit_test(test_accept_survives_emfile),
 		cmocka_unit_test(test_connection_cap),
 		cmocka_unit_test(test_set_policy_swaps_decisions),
+		cmocka_unit_test(test_reload_closes_tunnels_it_no_longer_allows),
+		cmocka_unit_test(test_forward_l7_rules_hold_with_tls_skip),
 		cmocka_unit_test(test_head_timeout),
 		cmocka_unit_test(test_stop_with_open_connections),
 	};

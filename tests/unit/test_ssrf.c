@@ -66,6 +66,9 @@ static void test_always_blocked(void **state)
 		"::1", "::", "fe80::1", "febf::1", "ff02::1", "::ffff:127.0.0.1",
 		"::ffff:169.254.169.254", "::ffff:0.0.0.0", "::127.0.0.1", "::ffff:224.0.0.1",
 		"2002:7f00:1::", "2002:a9fe:a9fe::1",
+		/* NAT64 and SIIT forms of always-blocked IPv4 */
+		"64:ff9b::a9fe:a9fe", "64:ff9b::127.0.0.1", "64:ff9b::169.254.1.1",
+		"::ffff:0:127.0.0.1", "::ffff:0:169.254.169.254",
 	};
 	for (size_t i = 0; i < sizeof(blocked) / sizeof(blocked[0]); i++)
 		if (cls(blocked[i]) != SSRF_BLOCKED)
@@ -79,7 +82,8 @@ static void test_internal(void **state)
 		"100.127.255.255", "192.0.0.8", "192.0.2.1", "198.51.100.7", "203.0.113.10",
 		"198.18.0.1", "198.19.255.255", "fc00::1", "fd12:3456::1", "64:ff9b::a00:1",
 		"::ffff:10.0.0.1", "::ffff:100.64.0.1", "::ffff:192.168.0.1", "::10.0.0.1",
-		"2002:a00:1::", "2001:db8::1", "fec0::1",
+		"2002:a00:1::", "2001:db8::1", "fec0::1", "64:ff9b::8.8.8.8",
+		"::ffff:0:10.0.0.1", "2001:0:4136:e378:8000:63bf:3fff:fdd2",
 	};
 	for (size_t i = 0; i < sizeof(internal) / sizeof(internal[0]); i++)
 		if (cls(internal[i]) != SSRF_INTERNAL)
@@ -160,6 +164,18 @@ static void test_blocked_beats_allowed_ips(void **state)
 	assert_false(ssrf_check_address((struct sockaddr *)&ss, 80, &all6, 1, NULL, why, sizeof(why)));
 }
 
+static void test_nat64_blocked_beats_allowed_ips(void **state)
+{
+	/* An IPv6-only deployment may list the NAT64 prefix; the metadata
+	 * address behind it must stay unreachable. */
+	char why[384];
+	static const char *const nat64[] = { "64:ff9b::/96" };
+	assert_true(check("64:ff9b::808:808", 443, nat64, 1, why, sizeof(why)));
+	assert_false(check("64:ff9b::a9fe:a9fe", 80, nat64, 1, why, sizeof(why)));
+	assert_non_null(strstr(why, "always blocked"));
+	assert_false(check("64:ff9b::7f00:1", 80, nat64, 1, why, sizeof(why)));
+}
+
 static void test_loopback_test_flag(void **state)
 {
 	char why[384];
@@ -189,6 +205,7 @@ int main(void)
 		cmocka_unit_test(test_default_mode),
 		cmocka_unit_test(test_allowed_ips),
 		cmocka_unit_test(test_blocked_beats_allowed_ips),
+		cmocka_unit_test(test_nat64_blocked_beats_allowed_ips),
 		cmocka_unit_test(test_loopback_test_flag),
 		cmocka_unit_test(test_control_plane_ports),
 	};
