@@ -1214,13 +1214,16 @@ static void set_peer(struct conn *c, const struct sockaddr_storage *peer)
 	}
 }
 
-void conn_accepted(struct proxy *px, int fd, const struct sockaddr_storage *peer)
+/* Allocates a connection for an accepted socket, links it into the proxy and
+ * wraps the fd in the client handle. Returns NULL when that failed; the fd is
+ * then closed and everything released (or being released). */
+static struct conn *conn_adopt(struct proxy *px, int fd, const struct sockaddr_storage *peer)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		close(fd);
 		proxy_conn_freed(px);
-		return;
+		return NULL;
 	}
 	c->px = px;
 	c->phase = PH_HEAD;
@@ -1231,23 +1234,28 @@ void conn_accepted(struct proxy *px, int fd, const struct sockaddr_storage *peer
 	if (px->conns != NULL)
 		px->conns->prev = c;
 	px->conns = c;
-
-	int rc = uv_tcp_init(px->loop, &c->client);
-	if (rc < 0) {
+	if (uv_tcp_init(px->loop, &c->client) < 0) {
 		close(fd);
 		conn_maybe_free(c);
-		return;
+		return NULL;
 	}
 	c->client.data = c;
 	c->client_open = true;
 	c->open_handles++;
-	rc = uv_tcp_open(&c->client, fd);
-	if (rc < 0) {
+	if (uv_tcp_open(&c->client, fd) < 0) {
 		close(fd); /* not owned by the handle when open failed */
 		conn_close(c);
-		return;
+		return NULL;
 	}
-	rc = uv_timer_init(px->loop, &c->timer);
+	return c;
+}
+
+void conn_accepted(struct proxy *px, int fd, const struct sockaddr_storage *peer)
+{
+	struct conn *c = conn_adopt(px, fd, peer);
+	if (c == NULL)
+		return;
+	int rc = uv_timer_init(px->loop, &c->timer);
 	if (rc == 0) {
 		c->timer.data = c;
 		c->timer_open = true;
@@ -1292,39 +1300,14 @@ void conn_accepted_transparent(struct proxy *px, int fd, const struct sockaddr_s
 			       enum conn_capture_kind kind)
 {
 	static const char *const kinds[] = { "TLS", "HTTP", "TCP" };
-	struct conn *c = calloc(1, sizeof(*c));
-	if (c == NULL) {
-		close(fd);
-		proxy_conn_freed(px);
+	struct conn *c = conn_adopt(px, fd, peer);
+	if (c == NULL)
 		return;
-	}
-	c->px = px;
-	c->phase = PH_HEAD;
 	c->transparent = true;
 	c->transparent_http = kind == CONN_CAPTURE_HTTP;
 	c->is_connect = true; /* a tunnel: both directions until both end */
-	set_peer(c, peer);
 	snprintf(c->method, sizeof(c->method), "%s", kinds[kind]);
-	c->next = px->conns;
-	if (px->conns != NULL)
-		px->conns->prev = c;
-	px->conns = c;
-	int rc = uv_tcp_init(px->loop, &c->client);
-	if (rc < 0) {
-		close(fd);
-		conn_maybe_free(c);
-		return;
-	}
-	c->client.data = c;
-	c->client_open = true;
-	c->open_handles++;
-	rc = uv_tcp_open(&c->client, fd);
-	if (rc < 0) {
-		close(fd);
-		conn_close(c);
-		return;
-	}
-	rc = uv_timer_init(px->loop, &c->timer);
+	int rc = uv_timer_init(px->loop, &c->timer);
 	if (rc == 0) {
 		c->timer.data = c;
 		c->timer_open = true;
