@@ -73,7 +73,7 @@ bool http_list_has_token(struct http_slice list, const char *token)
 
 /* Offset just past the first CRLFCRLF; 0 if not present yet; -1 if a bare
  * CR or bare LF occurs before it. */
-static long find_head_end(const char *buf, size_t len)
+long http_find_head_end(const char *buf, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
 		if (buf[i] == '\r') {
@@ -222,7 +222,7 @@ enum http_head_result http_head_parse(const char *buf, size_t len, struct http_h
 	*why = NULL;
 	memset(out, 0, sizeof(*out));
 
-	long end = find_head_end(buf, len);
+	long end = http_find_head_end(buf, len);
 	if (end < 0) {
 		*why = "bare CR or LF";
 		return HTTP_HEAD_BAD;

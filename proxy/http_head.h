@@ -49,6 +49,10 @@ enum http_head_result {
 /* Parse the request head at the start of buf[0..len). On HTTP_HEAD_BAD,
  * *why (if non-NULL) names the problem (static string). Bytes after
  * head_len are not examined. */
+/* End of a CRLF-terminated head (offset just past the empty line), 0 while
+ * incomplete, -1 on a bare CR or LF. Shared by the request and response parsers. */
+long http_find_head_end(const char *buf, size_t len);
+
 enum http_head_result http_head_parse(const char *buf, size_t len, struct http_head *out,
 				      const char **why);
 

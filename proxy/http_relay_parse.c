@@ -28,27 +28,6 @@ static struct http_slice trim(const char *p, size_t len)
 	return (struct http_slice){ p, len };
 }
 
-/* Offset just past "\r\n\r\n", 0 if incomplete, -1 on a bare CR or LF. */
-static long find_end(const char *buf, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		if (buf[i] == '\n')
-			return -1; /* every LF is consumed below as part of CRLF */
-		if (buf[i] != '\r')
-			continue;
-		if (i + 1 >= len)
-			return 0;
-		if (buf[i + 1] != '\n')
-			return -1;
-		if (i + 3 < len && buf[i + 2] == '\r' && buf[i + 3] == '\n')
-			return (long)(i + 4);
-		if (i + 2 >= len || (buf[i + 2] == '\r' && i + 3 >= len))
-			return 0;
-		i++;
-	}
-	return 0;
-}
-
 static bool parse_status_line(const char *p, size_t len, struct http_resp_head *h,
 			      const char **why)
 {
@@ -156,7 +135,7 @@ enum http_resp_result http_resp_parse(const char *buf, size_t len, struct http_r
 		why = &dummy;
 	*why = NULL;
 	memset(out, 0, sizeof(*out));
-	long end = find_end(buf, len);
+	long end = http_find_head_end(buf, len);
 	if (end < 0) {
 		*why = "bare CR or LF";
 		return HTTP_RESP_BAD;
