@@ -14,7 +14,7 @@ BUILD   ?= build
 PYTEST  ?= /usr/bin/python3 -m pytest
 FUZZ_SECONDS ?= 60
 
-PKGS    := libnl-3.0 libnl-route-3.0 libnftables libseccomp openssl libcap \
+PKGS    := libnl-3.0 libnl-route-3.0 libnl-nf-3.0 libnftables libseccomp openssl libcap \
            yaml-0.1 libuv json-c libssh
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)

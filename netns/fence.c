@@ -1,9 +1,10 @@
 /* fence.c - nftables fence text and its atomic load through libnftables.
  *
  * Output chain, policy drop. Accepted: loopback, TCP to the proxy, replies.
- * Everything else is counted, logged (rate limited, with the socket uid) and
- * rejected explicitly so clients fail at once instead of timing out; the drop
- * policy only catches what no reject rule matched.
+ * Everything else goes to the deny chain: counted, copied to NFLOG for the
+ * bypass audit (rate limited; the kernel adds the socket's uid) and rejected
+ * explicitly so clients fail at once instead of timing out; the drop policy
+ * only catches what no reject rule matched.
  *
  * Input chain, policy drop: only loopback and replies to what the output
  * chain let out. Without it a packet from outside (any host that routes the
@@ -17,7 +18,7 @@
  * REDIRECT in this namespace is what makes SO_ORIGINAL_DST work for the
  * listener (its conntrack did the NAT). The capture ports are admitted only
  * with `ct status dnat`, before `oifname "lo" accept`, so dialing them
- * directly is refused.
+ * directly is refused (through the deny chain, so it is audited too).
  */
 #include "netns/fence.h"
 
@@ -67,12 +68,16 @@ static void add_accepts(struct text *t, const char *host_ip, uint16_t port)
 	text_add(t, "\t\tct state established,related accept\n");
 }
 
-/* run_id is restricted to [0-9A-Za-z] by the caller, so it needs no quoting. */
+/* run_id is restricted to [0-9A-Za-z] by the caller, so it needs no quoting.
+ * The packet goes to NFLOG (the bypass listener, netns/bypass.c) with the
+ * sending socket's uid; queue-threshold 1 sends it at once, while the sender
+ * still has the socket open and can be named. */
 static void add_log(struct text *t, const char *run_id)
 {
 	text_add(t, "\t\tcounter limit rate %d/second burst %d packets "
-		 "log prefix \"%s%s: \" flags skuid\n",
-		 NETNS_LOG_RATE, NETNS_LOG_BURST, NETNS_LOG_PREFIX, run_id);
+		 "log prefix \"%s%s: \" group %d snaplen %d queue-threshold 1\n",
+		 NETNS_LOG_RATE, NETNS_LOG_BURST, NETNS_LOG_PREFIX, run_id, NETNS_LOG_GROUP,
+		 NETNS_LOG_SNAPLEN);
 }
 
 static void add_rejects(struct text *t)
@@ -84,6 +89,16 @@ static void add_rejects(struct text *t)
 	text_add(t, "\t\tmeta nfproto ipv6 meta l4proto udp counter "
 		 "reject with icmpv6 type port-unreachable\n");
 	text_add(t, "\t\tcounter reject with icmpx type admin-prohibited\n");
+}
+
+/* Every packet the output chain refuses ends here: logged for the bypass
+ * audit (rate limited), then rejected explicitly. */
+static void add_deny_chain(struct text *t, const char *run_id)
+{
+	text_add(t, "\tchain deny {\n");
+	add_log(t, run_id);
+	add_rejects(t);
+	text_add(t, "\t}\n");
 }
 
 /* Nothing from outside opens a flow: see the top of this file. */
@@ -124,10 +139,9 @@ static void add_capture_guards(struct text *t, uint16_t tcp_port, uint16_t dns_p
 	text_add(t, "\t\ttcp dport { %u, %u } ct status dnat accept\n", (unsigned)tcp_port,
 		 (unsigned)dns_port);
 	text_add(t, "\t\tudp dport %u ct status dnat accept\n", (unsigned)dns_port);
-	text_add(t, "\t\ttcp dport { %u, %u } counter reject with tcp reset\n",
-		 (unsigned)tcp_port, (unsigned)dns_port);
-	text_add(t, "\t\tudp dport %u counter reject with icmpx type port-unreachable\n",
+	text_add(t, "\t\ttcp dport { %u, %u } counter goto deny\n", (unsigned)tcp_port,
 		 (unsigned)dns_port);
+	text_add(t, "\t\tudp dport %u counter goto deny\n", (unsigned)dns_port);
 }
 
 int netns_fence_ruleset_capture(char *buf, size_t len, const char *host_ip, uint16_t port,
@@ -145,13 +159,13 @@ int netns_fence_ruleset_capture(char *buf, size_t len, const char *host_ip, uint
 	add_input_chain(&t);
 	if (capture)
 		add_capture_chain(&t, host_ip, port, tcp_port, dns_port);
+	add_deny_chain(&t, run_id);
 	text_add(&t, "\tchain output {\n");
 	text_add(&t, "\t\ttype filter hook output priority 0; policy drop;\n");
 	if (capture)
 		add_capture_guards(&t, tcp_port, dns_port);
 	add_accepts(&t, host_ip, port);
-	add_log(&t, run_id);
-	add_rejects(&t);
+	text_add(&t, "\t\tgoto deny\n");
 	text_add(&t, "\t}\n}\n");
 	if (t.overflow) {
 		buf[0] = '\0';

@@ -8,8 +8,10 @@
 #ifndef OPENSHELL_NETNS_H
 #define OPENSHELL_NETNS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 /* Limits and fixed values (documented in README). */
 #define NETNS_RUN_ID_MAX       8     /* run id: 1..8 of [0-9A-Za-z]; random: 8 hex */
@@ -21,8 +23,13 @@
 #define NETNS_SANDBOX_OCTET    2     /* sandbox end 10.200.N.2 */
 #define NETNS_FENCE_TABLE      "openshell"          /* table inet openshell */
 #define NETNS_LOG_PREFIX       "openshell:bypass:"  /* + run id + ": " */
-#define NETNS_LOG_RATE         5     /* bypass log lines per second ... */
-#define NETNS_LOG_BURST        10    /* ... with this burst (kernel log only) */
+#define NETNS_LOG_RATE         20    /* rejected packets copied to NFLOG per second ... */
+#define NETNS_LOG_BURST        40    /* ... with this burst (the first of two limiters) */
+#define NETNS_LOG_GROUP        7     /* NFLOG group of the fence's log rule (per netns) */
+#define NETNS_LOG_SNAPLEN      256   /* bytes of each rejected packet copied */
+#define NETNS_BYPASS_RCVBUF    (128 * 1024) /* listener receive buffer (<= rmem_max) */
+#define NETNS_BYPASS_BATCH     64    /* datagrams read per netns_bypass_read call */
+#define NETNS_BYPASS_EXT_MAX   8     /* IPv6 extension headers walked per packet */
 #define NETNS_FENCE_MAX        4096  /* bytes of generated nftables ruleset text */
 #define NETNS_ERR_MIN          64    /* err buffers should hold at least this */
 
@@ -65,6 +72,54 @@ int netns_enter(const struct netns *ns);
  * hold an fd to) the process aborts rather than run on in the wrong namespace.
  * Sockets created by fn stay in the sandbox namespace. */
 int netns_run_inside(const struct netns *ns, int (*fn)(void *arg), void *arg);
+
+/* ---- bypass audit (bypass.c): what the fence rejected ----
+ *
+ * The fence's output chain copies every packet it is about to reject (after
+ * its rate limit) to NFLOG group NETNS_LOG_GROUP of the sandbox namespace.
+ * The listener is a netlink socket bound to that group inside the namespace.
+ */
+struct netns_bypass_event {
+	int family;                   /* AF_INET or AF_INET6 */
+	uint8_t ipproto;              /* IPPROTO_TCP, _UDP, _ICMP, _ICMPV6, or other */
+	bool has_ports;               /* TCP/UDP header was inside the copied bytes */
+	struct sockaddr_storage src;  /* sockaddr_in/_in6; port 0 without has_ports */
+	struct sockaddr_storage dst;
+	bool has_icmp;
+	uint8_t icmp_type, icmp_code;
+	bool has_uid;                 /* the kernel named the sending socket's owner */
+	uint32_t uid;
+};
+
+/* Protocol name for an event: "tcp", "udp", "icmp" (v4 and v6) or "other". */
+const char *netns_bypass_proto_name(uint8_t ipproto);
+
+/* Parse one copied IP packet (IPv4 or IPv6, at most len bytes read) into ev
+ * (has_uid false: the uid comes with the NFLOG message, not the packet).
+ * Returns 0, or -1 if it is not an IP packet with a complete network header. */
+int netns_bypass_parse_packet(const uint8_t *pkt, size_t len, struct netns_bypass_event *ev);
+
+struct netns_bypass;
+
+/* Open the listener inside ns (bound to NETNS_LOG_GROUP, non-blocking,
+ * CLOEXEC) and accept only messages with this namespace's log prefix.
+ * Returns NULL with why in err. */
+struct netns_bypass *netns_bypass_open(const struct netns *ns, char *err, size_t errlen);
+
+/* The socket to poll for readability. */
+int netns_bypass_fd(const struct netns_bypass *b);
+
+typedef void (*netns_bypass_cb)(void *ud, const struct netns_bypass_event *ev);
+
+/* Read what is queued (at most NETNS_BYPASS_BATCH datagrams) and call cb once
+ * per rejected packet. *lost (may be NULL) is increased by the events that
+ * could not be delivered: socket overruns, truncated, malformed or foreign
+ * messages. Returns the number of events delivered, or -1 on a socket error
+ * other than "nothing queued" / overrun. */
+int netns_bypass_read(struct netns_bypass *b, netns_bypass_cb cb, void *ud, unsigned long *lost);
+
+/* Close the socket and free. NULL is fine. */
+void netns_bypass_close(struct netns_bypass *b);
 
 /* Delete the veth (and so its peer) and close the fd. Safe to call twice and
  * after a failed netns_create. Call it in the namespace netns_create ran in. */

@@ -63,8 +63,16 @@ static bool add_endpoints(struct json_object *root, const struct audit_event *e)
 	    !put(src, "port", e->src_ip ? json_object_new_int(e->src_port) : NULL))
 		return false;
 	struct json_object *proc = child(root, "process");
-	if (proc == NULL || !put(proc, "pid", NULL) || !put(proc, "path", NULL))
+	if (proc == NULL ||
+	    !put(proc, "pid", e->pid > 0 ? json_object_new_int64(e->pid) : NULL) ||
+	    !put(proc, "path", str_or_null(e->binary)))
 		return false;
+	if (e->url_path != NULL) {
+		struct json_object *req = child(root, "http_request");
+		struct json_object *url = req ? child(req, "url") : NULL;
+		if (url == NULL || !put(url, "path", json_object_new_string(e->url_path)))
+			return false;
+	}
 	struct json_object *rule = child(root, "firewall_rule");
 	return rule != NULL && put(rule, "name", str_or_null(e->rule_name)) &&
 	       put(rule, "type", str_or_null(e->rule_type));

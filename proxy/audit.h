@@ -19,6 +19,9 @@ struct audit_event {
 	uint16_t src_port;
 	int64_t time_ms;        /* ms since the epoch */
 	const char *path;       /* "explicit" (NULL), "transparent" or "dns" */
+	const char *url_path;   /* request path (L7 and tool calls), NULL: none */
+	const char *binary;     /* calling process, NULL when not resolved */
+	long pid;               /* its pid, 0 when not resolved */
 };
 
 /* One JSON object (no newline), malloc'd; NULL on allocation failure. */

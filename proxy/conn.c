@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,9 +30,11 @@
 #include "proxy/forward.h"
 #include "proxy/http_head.h"
 #include "proxy/http_relay.h"
+#include "proxy/reserved.h"
 #include "proxy/response.h"
 #include "proxy/ssrf.h"
 #include "proxy/target.h"
+#include "proxy/upstream.h"
 
 #define UNLIMITED UINT64_MAX
 /* Stop reading a source while its destination has more than this queued, so
@@ -60,7 +63,10 @@ struct conn {
 	bool gai_pending;
 	bool retry_pending;          /* upstream closing after a failed dial */
 	uv_tcp_t client;
-	uv_tcp_t upstream;
+	union {
+		uv_tcp_t upstream;          /* every dial but ... */
+		uv_pipe_t upstream_pipe;    /* ... a tool broker on a Unix socket */
+	};
 	uv_timer_t timer;
 	uv_getaddrinfo_t gai;
 	uv_connect_t connect_req;
@@ -68,7 +74,7 @@ struct conn {
 	char src_ip[INET6_ADDRSTRLEN];
 	uint16_t src_port;
 
-	char head[PROXY_MAX_HEAD_BYTES];
+	char *head;                  /* PROXY_MAX_HEAD_BYTES: the head phase only */
 	size_t head_fill;
 
 	bool is_connect;
@@ -78,9 +84,15 @@ struct conn {
 	bool intercept;              /* tunnel handed to the HTTP relay (http_relay.c) */
 	bool l7;                     /* ... whose endpoint has L7 rules */
 	bool allow_encoded_slash;
+	bool host_alias;             /* dialing PROXY_HOST_ALIAS as 127.0.0.1 */
+	bool tool;                   /* the tool route: dialing the broker */
+	bool broker_unix;            /* ... over a Unix socket (upstream_pipe) */
+	char *tool_identity;         /* identity header lines for the broker */
+	char *caller_binary;         /* tool route: the calling process, if resolved */
+	long caller_pid;
 	struct hr_session *hr;       /* the relay session, once started */
 	char *canon_target;          /* forward + L7: canonical path?query sent upstream */
-	struct proxy_target target;  /* target.path points into head[] */
+	struct proxy_target target;  /* target.path points into head[] (until the relay) */
 	char hostport[TARGET_MAX_HOST + 16];
 
 	char *rule_name;             /* snapshot of the decision: the policy */
@@ -88,9 +100,12 @@ struct conn {
 	size_t n_allowed;
 	unsigned long policy_gen;    /* px->policy_gen the decision was made under */
 
-	struct sockaddr_storage addrs[PROXY_MAX_DIAL_ADDRS];
+	struct sockaddr_storage *addrs; /* PROXY_MAX_DIAL_ADDRS; once relaying: the dialed one */
 	size_t n_addrs, next_addr;
 	int last_dial_err;
+	bool via_upstream;           /* chained: dialing the upstream (corporate) proxy */
+	size_t up_next;              /* ... its address being tried */
+	struct upstream_reply *up_reply; /* ... its reply to our CONNECT, while read */
 
 	char *upstream_head;         /* forward: rewritten origin-form head */
 	size_t upstream_head_len;
@@ -100,6 +115,7 @@ struct conn {
 	struct chunked_parser chunk;
 
 	struct relay_dir c2u, u2c;
+	struct splice_relay *splice; /* raw tunnel relayed by splice.c (an open handle) */
 };
 
 struct chunk {
@@ -134,9 +150,14 @@ static void conn_maybe_free(struct conn *c)
 		c->next->prev = c->prev;
 	free(c->rule_name);
 	free(c->allowed);
-	free(c->upstream_head);
+	upstream_wipe_free(c->upstream_head, c->upstream_head_len); /* may hold credentials */
+	free(c->up_reply);
 	hr_free(c->hr);
 	free(c->canon_target);
+	free(c->tool_identity);
+	free(c->caller_binary);
+	free(c->head);
+	free(c->addrs);
 	free(c);
 	proxy_conn_freed(px);
 }
@@ -178,6 +199,7 @@ static void conn_close(struct conn *c)
 	c->closing = true;
 	c->phase = PH_CLOSED;
 	hr_detach(c->hr, c); /* give the handles' data pointers back first */
+	splice_close(c->splice); /* its polls leave the sockets before the handles close */
 	if (c->gai_pending)
 		uv_cancel((uv_req_t *)&c->gai); /* fails if already running; cb still comes */
 	if (c->client_open) {
@@ -273,7 +295,10 @@ static int write_copy(struct conn *c, uv_stream_t *dst, struct relay_dir *d,
 static void linger_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct conn *c = h->data;
-	*buf = uv_buf_init(c->head, sizeof(c->head)); /* head no longer needed */
+	if (c->head == NULL)
+		c->head = malloc(PROXY_MAX_HEAD_BYTES); /* NULL: the read cb gets UV_ENOBUFS */
+	/* the head is no longer needed: a drain buffer */
+	*buf = uv_buf_init(c->head, c->head != NULL ? PROXY_MAX_HEAD_BYTES : 0);
 }
 
 static void on_linger_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -367,11 +392,13 @@ static void respond_error(struct conn *c, int status, const char *error, const c
 
 /* ---- audit ---- */
 
-static void audit(struct conn *c, bool allow, const char *rule_type, const char *reason,
-		  const char *dst_ip)
+static void audit_call(struct conn *c, bool allow, const char *rule_type, const char *reason,
+		       const char *dst_ip, const char *url_path)
 {
 	char msg[512];
-	snprintf(msg, sizeof(msg), "%s %s %s", c->method, allow ? "allowed" : "denied", c->hostport);
+	snprintf(msg, sizeof(msg), "%s %s %s%s%s", c->method, allow ? "allowed" : "denied",
+		 c->hostport, c->via_upstream ? " via upstream proxy " : "",
+		 c->via_upstream ? proxy_upstream_name(c->px->upstream) : "");
 	struct audit_event e = {
 		.allow = allow,
 		.method = c->method,
@@ -386,6 +413,9 @@ static void audit(struct conn *c, bool allow, const char *rule_type, const char 
 		.src_port = c->src_port,
 		.time_ms = audit_now_ms(),
 		.path = c->transparent ? "transparent" : NULL,
+		.url_path = url_path,
+		.binary = c->caller_binary,
+		.pid = c->caller_pid,
 	};
 	char *line = audit_event_json(&e);
 	if (line == NULL) {
@@ -397,8 +427,18 @@ static void audit(struct conn *c, bool allow, const char *rule_type, const char 
 	free(line);
 }
 
+static void audit(struct conn *c, bool allow, const char *rule_type, const char *reason,
+		  const char *dst_ip)
+{
+	audit_call(c, allow, rule_type, reason, dst_ip, NULL);
+}
+
 static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
 {
+	if (ss->ss_family == AF_UNIX) {
+		snprintf(buf, len, "unix");
+		return;
+	}
 	const void *a = ss->ss_family == AF_INET
 				? (const void *)&((const struct sockaddr_in *)ss)->sin_addr
 				: (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
@@ -435,7 +475,11 @@ static bool destination_still_allowed(struct conn *c, char *why, size_t whylen)
 			 "uninspected", c->hostport);
 		return false;
 	}
-	if (c->n_addrs > 0 && c->next_addr < c->n_addrs) {
+	if (c->host_alias && !reserved_alias_declared(pol, c->target.port)) {
+		snprintf(why, whylen, "policy reloaded: %s no longer declared", c->hostport);
+		return false;
+	}
+	if (c->n_addrs > 0 && c->next_addr < c->n_addrs && !c->host_alias && !c->tool) {
 		/* The new endpoint's allowed_ips must still admit the peer. */
 		char swhy[384];
 		struct ssrf_options opt = { .allow_loopback = c->px->test_allow_loopback_upstream };
@@ -603,26 +647,28 @@ static void start_intercept(struct conn *c)
 	}
 	/* Long-lived tunnels have no idle timer: let TCP find dead peers. */
 	if (uv_tcp_keepalive(&c->client, 1, PROXY_TCP_KEEPALIVE_S) < 0 ||
-	    uv_tcp_keepalive(&c->upstream, 1, PROXY_TCP_KEEPALIVE_S) < 0)
+	    (!c->broker_unix && uv_tcp_keepalive(&c->upstream, 1, PROXY_TCP_KEEPALIVE_S) < 0))
 		px_log(c->px, PROXY_LOG_DEBUG, "proxy: %s: TCP keepalive not set", c->hostport);
 	struct hr_params p = {
 		.px = c->px,
 		.owner = c,
 		.close_owner = close_from_relay,
 		.client = &c->client,
-		.upstream = &c->upstream,
+		.upstream = (uv_stream_t *)&c->upstream,
 		.timer = &c->timer,
 		.host = c->target.host,
 		.port = c->target.port,
 		.rule_name = c->rule_name,
 		.src_ip = c->src_ip,
 		.src_port = c->src_port,
-		.early = c->head + c->early_off,
+		.early = c->early_len > 0 ? c->head + c->early_off : "", /* captured: no head */
 		.early_len = c->early_len,
 		.l7 = c->l7,
 		.allow_encoded_slash = c->allow_encoded_slash,
 		.policy_gen = c->policy_gen,
 		.recheck_owner = recheck_from_relay,
+		.tool = c->tool,
+		.tool_identity = c->tool_identity,
 	};
 	c->hr = hr_start(&p);
 	if (c->hr == NULL) {
@@ -632,13 +678,117 @@ static void start_intercept(struct conn *c)
 	hr_run(c->hr);
 }
 
+/* ---- raw tunnels with splice(2): proxy/splice.h ---- */
+
+static void splice_finished(void *owner)
+{
+	conn_close(owner);
+}
+
+static void splice_failed(void *owner, const char *what, int err)
+{
+	struct conn *c = owner;
+	/* No pipe is a resource problem of ours; the rest is the peers' doing. */
+	int level = strcmp(what, "pipe") == 0 ? PROXY_LOG_WARN : PROXY_LOG_DEBUG;
+	px_log(c->px, level, "proxy: %s: relay %s: %s", c->hostport, what, uv_strerror(err));
+	conn_close(c);
+}
+
+static void splice_closed(void *owner)
+{
+	struct conn *c = owner;
+	c->splice = NULL;
+	c->open_handles--;
+	conn_maybe_free(c);
+}
+
+static const struct splice_hooks conn_splice_hooks = {
+	.finished = splice_finished,
+	.failed = splice_failed,
+	.closed = splice_closed,
+};
+
+/* Writes what the kernel takes now of data[*done..len), never queueing;
+ * *done advances. An error leaves the rest to the buffered relay, whose
+ * write then reports it. */
+static void write_now(uv_stream_t *s, const char *data, size_t len, size_t *done)
+{
+	if (*done >= len)
+		return;
+	uv_buf_t b = uv_buf_init((char *)data + *done, (unsigned)(len - *done));
+	int n = uv_try_write(s, &b, 1);
+	if (n > 0)
+		*done += (size_t)n;
+}
+
+/* A raw tunnel (CONNECT or captured flow) between two TCP sockets is
+ * spliced when the 200 line and the early bytes went out whole at once:
+ * the handles must stay idle while splice.c polls their sockets. Bytes a
+ * chained proxy sent with its reply are still to be written (by
+ * upstream_tunnel_open): those tunnels take the buffered relay. False: not
+ * spliced; *sent200 and *sent_early say what was written already. */
+static bool try_splice(struct conn *c, size_t *sent200, size_t *sent_early)
+{
+	if (!c->is_connect || c->broker_unix ||
+	    (c->up_reply != NULL && c->up_reply->fill > c->up_reply->head_len))
+		return false;
+	uv_stream_t *cl = (uv_stream_t *)&c->client, *up = (uv_stream_t *)&c->upstream;
+	uv_os_fd_t cfd, ufd;
+	if (uv_fileno((uv_handle_t *)cl, &cfd) < 0 || uv_fileno((uv_handle_t *)up, &ufd) < 0 ||
+	    uv_stream_get_write_queue_size(cl) > 0 || uv_stream_get_write_queue_size(up) > 0)
+		return false;
+	size_t n200 = c->transparent ? 0 : sizeof(RESPONSE_200_CONNECT) - 1;
+	write_now(cl, RESPONSE_200_CONNECT, n200, sent200);
+	if (c->early_len > 0)
+		write_now(up, c->head + c->early_off, c->early_len, sent_early);
+	if (*sent200 < n200 || *sent_early < c->early_len)
+		return false;
+	c->splice = splice_start(c->px, cfd, ufd, &conn_splice_hooks, c);
+	if (c->splice == NULL)
+		return false;
+	c->open_handles++;
+	return true;
+}
+
+/* Relaying: the head buffer (its early bytes are copied or sent by now)
+ * and the other candidate addresses are done with. An idle tunnel keeps
+ * only what a reload re-check needs: the dialed address. */
+static void release_dial_state(struct conn *c)
+{
+	free(c->head);
+	c->head = NULL;
+	c->head_fill = c->early_off = c->early_len = 0;
+	c->target.path = NULL;
+	c->target.path_len = 0;
+	if (c->addrs == NULL || c->next_addr >= c->n_addrs)
+		return;
+	if (c->next_addr > 0)
+		c->addrs[0] = c->addrs[c->next_addr];
+	c->next_addr = 0;
+	c->n_addrs = 1;
+	struct sockaddr_storage *one = realloc(c->addrs, sizeof(*one));
+	if (one != NULL)
+		c->addrs = one;
+}
+
+static void start_raw_relay(struct conn *c);
+
 static void start_relay(struct conn *c)
 {
-	if (c->is_connect && c->intercept) {
+	if (c->is_connect && c->intercept)
 		start_intercept(c);
-		return;
-	}
+	else
+		start_raw_relay(c);
+	release_dial_state(c); /* c is alive: a close completes from the loop */
+}
+
+/* A raw tunnel (CONNECT, captured flow) or a forwarded http:// request. */
+static void start_raw_relay(struct conn *c)
+{
 	c->phase = PH_RELAY;
+	size_t sent200 = 0, sent_early = 0;
+	if (try_splice(c, &sent200, &sent_early))
+		return;
 	uv_stream_t *cl = (uv_stream_t *)&c->client, *up = (uv_stream_t *)&c->upstream;
 	c->c2u = (struct relay_dir){ .src = cl, .dst = up, .remaining = UNLIMITED };
 	c->u2c = (struct relay_dir){ .src = up, .dst = cl, .remaining = UNLIMITED };
@@ -646,16 +796,18 @@ static void start_relay(struct conn *c)
 	if (c->transparent) {
 		/* nothing to send first: the peeked bytes are still in the socket */
 	} else if (c->is_connect) {
-		rc = write_copy(c, cl, NULL, NULL, RESPONSE_200_CONNECT,
-				sizeof(RESPONSE_200_CONNECT) - 1);
+		if (sent200 < sizeof(RESPONSE_200_CONNECT) - 1)
+			rc = write_copy(c, cl, NULL, NULL, &RESPONSE_200_CONNECT[sent200],
+					sizeof(RESPONSE_200_CONNECT) - 1 - sent200);
 	} else {
 		rc = write_copy(c, up, &c->c2u, NULL, c->upstream_head, c->upstream_head_len);
 		c->c2u.remaining = c->body_remaining;
 		if (c->body_chunked)
 			c->c2u.chunked = &c->chunk;
 	}
-	if (rc == 0 && c->early_len > 0)
-		rc = write_copy(c, up, &c->c2u, NULL, c->head + c->early_off, c->early_len);
+	if (rc == 0 && c->early_len > sent_early)
+		rc = write_copy(c, up, &c->c2u, NULL, c->head + c->early_off + sent_early,
+				c->early_len - sent_early);
 	if (rc == 0 && c->c2u.remaining > 0)
 		rc = uv_read_start(cl, relay_alloc, on_relay_read);
 	else
@@ -669,6 +821,208 @@ static void start_relay(struct conn *c)
 	}
 }
 
+/* ---- upstream (corporate) proxy: proxy/upstream.h ---- */
+
+static void dial_complete(struct conn *c);
+
+/* What dial_next tries now: the upstream proxy's addresses when chained,
+ * else the checked destination addresses. NULL when none is left. */
+static const struct sockaddr *dial_address(const struct conn *c)
+{
+	if (c->via_upstream) {
+		const struct proxy_upstream *u = c->px->upstream;
+		return c->up_next < u->n_addrs ? (const struct sockaddr *)&u->addrs[c->up_next]
+					       : NULL;
+	}
+	return c->next_addr < c->n_addrs ? (const struct sockaddr *)&c->addrs[c->next_addr]
+					 : NULL;
+}
+
+static void dial_advance(struct conn *c)
+{
+	if (c->via_upstream)
+		c->up_next++;
+	else
+		c->next_addr++;
+}
+
+static void upstream_fail(struct conn *c, const char *error, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* The chain failed: 502 JSON naming the upstream proxy. */
+static void upstream_fail(struct conn *c, const char *error, const char *fmt, ...)
+{
+	char detail[768];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	px_log(c->px, PROXY_LOG_WARN, "proxy: %s", detail);
+	respond_error(c, 502, error, detail);
+}
+
+/* A write of bytes that may carry the proxy credentials: wiped once sent. */
+struct secret_write {
+	uv_write_t req;
+	struct conn *c;
+	char *data;
+	size_t len;
+};
+
+static void on_secret_written(uv_write_t *req, int status)
+{
+	struct secret_write *w = req->data;
+	struct conn *c = w->c;
+	upstream_wipe_free(w->data, w->len);
+	free(w);
+	if (status < 0 && !c->closing && c->phase == PH_CONNECT)
+		upstream_fail(c, "upstream_proxy_error", "upstream proxy %s: sending CONNECT for "
+			      "%s failed: %s", proxy_upstream_name(c->px->upstream), c->hostport,
+			      uv_strerror(status));
+}
+
+/* Queue data[0..len) (owned from here on) on dst. */
+static int write_secret(struct conn *c, uv_stream_t *dst, char *data, size_t len)
+{
+	struct secret_write *w = malloc(sizeof(*w));
+	if (w == NULL) {
+		upstream_wipe_free(data, len);
+		return UV_ENOMEM;
+	}
+	*w = (struct secret_write){ .c = c, .data = data, .len = len };
+	w->req.data = w;
+	uv_buf_t b = uv_buf_init(data, (unsigned)len);
+	int rc = uv_write(&w->req, dst, &b, 1, on_secret_written);
+	if (rc < 0) {
+		upstream_wipe_free(data, len);
+		free(w);
+	}
+	return rc;
+}
+
+static void upstream_reply_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct conn *c = h->data;
+	struct upstream_reply *r = c->up_reply;
+	*buf = uv_buf_init(r->buf + r->fill, (unsigned)(sizeof(r->buf) - r->fill));
+}
+
+/* 2xx: the tunnel is open. Bytes that came with the reply head are the
+ * destination's: a raw tunnel passes them on; interception cannot take
+ * them (TLS and HTTP clients speak first), so they end the connection. */
+static void upstream_tunnel_open(struct conn *c)
+{
+	struct upstream_reply *r = c->up_reply;
+	size_t extra = r->fill - r->head_len;
+	if (extra > 0 && c->intercept) {
+		upstream_fail(c, "upstream_proxy_error", "upstream proxy %s: %s sent %zu bytes "
+			      "before the request", proxy_upstream_name(c->px->upstream),
+			      c->hostport, extra);
+		return;
+	}
+	uv_timer_stop(&c->timer);
+	dial_complete(c);
+	if (extra > 0 && !c->closing && c->phase == PH_RELAY &&
+	    write_copy(c, (uv_stream_t *)&c->client, NULL, NULL, r->buf + r->head_len, extra) < 0)
+		conn_close(c);
+	free(c->up_reply);
+	c->up_reply = NULL;
+}
+
+static void on_upstream_reply(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct conn *c = s->data;
+	if (n == 0 || c->closing || c->phase != PH_CONNECT)
+		return;
+	const char *name = proxy_upstream_name(c->px->upstream);
+	if (n < 0) {
+		upstream_fail(c, "upstream_proxy_error", "upstream proxy %s closed the connection "
+			      "before answering CONNECT for %s", name, c->hostport);
+		return;
+	}
+	struct upstream_reply *r = c->up_reply;
+	r->fill += (size_t)n;
+	const char *why = NULL;
+	char line[160];
+	switch (upstream_reply_parse(r, &why)) {
+	case UPSTREAM_REPLY_INCOMPLETE:
+		return;
+	case UPSTREAM_REPLY_OK:
+		uv_read_stop(s);
+		upstream_tunnel_open(c);
+		return;
+	case UPSTREAM_REPLY_REFUSED:
+		upstream_reply_status_line(r, line, sizeof(line));
+		upstream_fail(c, "upstream_proxy_refused", "upstream proxy %s refused CONNECT for "
+			      "%s: %s", name, c->hostport, line);
+		return;
+	case UPSTREAM_REPLY_TOO_LARGE:
+		upstream_fail(c, "upstream_proxy_error", "upstream proxy %s: reply to CONNECT for "
+			      "%s is larger than %u bytes", name, c->hostport,
+			      PROXY_UPSTREAM_MAX_REPLY_HEAD_BYTES);
+		return;
+	case UPSTREAM_REPLY_BAD:
+		upstream_fail(c, "upstream_proxy_error", "upstream proxy %s: invalid reply to "
+			      "CONNECT for %s: %s", name, c->hostport, why);
+		return;
+	}
+}
+
+/* Tunnels (CONNECT and captured flows) ask the upstream proxy for a
+ * tunnel to the checked address (or the host with connect_by_hostname). */
+static void upstream_send_connect(struct conn *c)
+{
+	const struct proxy_upstream *u = c->px->upstream;
+	char authority[TARGET_MAX_HOST + 16];
+	upstream_authority(u, &c->target, &c->addrs[c->next_addr], authority, sizeof(authority));
+	size_t len = 0;
+	char *req = upstream_connect_request(u, authority, &len);
+	c->up_reply = malloc(sizeof(*c->up_reply));
+	if (req == NULL || c->up_reply == NULL) {
+		upstream_wipe_free(req, len);
+		conn_close(c);
+		return;
+	}
+	c->up_reply->fill = 0;
+	int rc = write_secret(c, (uv_stream_t *)&c->upstream, req, len);
+	if (rc == 0)
+		rc = uv_read_start((uv_stream_t *)&c->upstream, upstream_reply_alloc,
+				   on_upstream_reply);
+	if (rc < 0)
+		conn_close(c);
+}
+
+/* Forwarded http:// requests go to the upstream proxy in absolute form. */
+static bool upstream_absolute_head(struct conn *c)
+{
+	const struct proxy_upstream *u = c->px->upstream;
+	char authority[TARGET_MAX_HOST + 16];
+	upstream_authority(u, &c->target, &c->addrs[c->next_addr], authority, sizeof(authority));
+	size_t len = 0;
+	char *h = forward_absolute_head(c->upstream_head, c->upstream_head_len, authority,
+					u->auth_line, u->auth_line_len, &len);
+	if (h == NULL)
+		return false;
+	upstream_wipe_free(c->upstream_head, c->upstream_head_len);
+	c->upstream_head = h;
+	c->upstream_head_len = len;
+	return true;
+}
+
+static void upstream_connected(struct conn *c)
+{
+	if (c->is_connect) {
+		upstream_send_connect(c);
+		return;
+	}
+	if (!upstream_absolute_head(c)) {
+		conn_close(c);
+		return;
+	}
+	uv_timer_stop(&c->timer);
+	dial_complete(c);
+}
+
 /* ---- dial ---- */
 
 static void on_connected(uv_connect_t *req, int status)
@@ -678,17 +1032,30 @@ static void on_connected(uv_connect_t *req, int status)
 		return;
 	if (status < 0) {
 		c->last_dial_err = status;
-		c->next_addr++;
+		dial_advance(c);
 		c->retry_pending = true;
 		close_upstream(c); /* on_upstream_closed dials the next address */
 		return;
 	}
-	uv_timer_stop(&c->timer);
-	if (uv_tcp_nodelay(&c->upstream, 1) < 0)
+	if (!c->broker_unix && uv_tcp_nodelay(&c->upstream, 1) < 0)
 		px_log(c->px, PROXY_LOG_DEBUG, "proxy: %s: TCP_NODELAY failed", c->hostport);
+	if (c->via_upstream) {
+		upstream_connected(c); /* CONNECT or absolute-form first */
+		return;
+	}
+	uv_timer_stop(&c->timer);
+	dial_complete(c);
+}
+
+/* Connected (through the upstream proxy's tunnel when chained): re-judge
+ * after a reload, then relay. */
+static void dial_complete(struct conn *c)
+{
 	char ip[INET6_ADDRSTRLEN];
 	addr_text(&c->addrs[c->next_addr], ip, sizeof(ip));
-	px_log(c->px, PROXY_LOG_INFO, "proxy: %s %s connected via %s", c->method, c->hostport, ip);
+	px_log(c->px, PROXY_LOG_INFO, "proxy: %s %s connected via %s%s%s", c->method, c->hostport,
+	       ip, c->via_upstream ? " through upstream proxy " : "",
+	       c->via_upstream ? proxy_upstream_name(c->px->upstream) : "");
 	if (c->policy_gen != c->px->policy_gen) {
 		/* Decided under a policy replaced while resolving or dialing. */
 		char why[512];
@@ -702,10 +1069,32 @@ static void on_connected(uv_connect_t *req, int status)
 	start_relay(c);
 }
 
+/* The tool broker on a Unix socket: its one "address". */
+static void dial_broker_unix(struct conn *c)
+{
+	int rc = uv_pipe_init(c->px->loop, &c->upstream_pipe, 0);
+	if (rc < 0) {
+		c->last_dial_err = rc;
+		c->next_addr++;
+		dial_next(c);
+		return;
+	}
+	c->upstream_pipe.data = c;
+	c->upstream_open = true;
+	c->open_handles++;
+	c->connect_req.data = c;
+	uv_pipe_connect(&c->connect_req, &c->upstream_pipe, c->px->broker.path, on_connected);
+}
+
 static void dial_next(struct conn *c)
 {
-	char detail[512];
-	while (c->next_addr < c->n_addrs) {
+	char detail[768];
+	const struct sockaddr *sa;
+	while ((sa = dial_address(c)) != NULL) {
+		if (c->broker_unix) {
+			dial_broker_unix(c);
+			return;
+		}
 		int rc = uv_tcp_init(c->px->loop, &c->upstream);
 		if (rc < 0) {
 			c->last_dial_err = rc;
@@ -715,18 +1104,23 @@ static void dial_next(struct conn *c)
 		c->upstream_open = true;
 		c->open_handles++;
 		c->connect_req.data = c;
-		rc = uv_tcp_connect(&c->connect_req, &c->upstream,
-				    (const struct sockaddr *)&c->addrs[c->next_addr], on_connected);
+		rc = uv_tcp_connect(&c->connect_req, &c->upstream, sa, on_connected);
 		if (rc == 0)
 			return;
 		c->last_dial_err = rc;
-		c->next_addr++;
+		dial_advance(c);
 		c->retry_pending = true;
 		close_upstream(c);
 		return;
 	}
-	snprintf(detail, sizeof(detail), "connection to %s failed: %s", c->hostport,
-		 uv_strerror(c->last_dial_err ? c->last_dial_err : UV_EAI_NONAME));
+	int err = c->last_dial_err ? c->last_dial_err : UV_EAI_NONAME;
+	if (c->via_upstream)
+		snprintf(detail, sizeof(detail), "connection to %s failed: upstream proxy %s "
+			 "unreachable: %s", c->hostport, proxy_upstream_name(c->px->upstream),
+			 uv_strerror(err));
+	else
+		snprintf(detail, sizeof(detail), "connection to %s failed: %s", c->hostport,
+			 uv_strerror(err));
 	px_log(c->px, PROXY_LOG_WARN, "proxy: %s", detail);
 	respond_error(c, 502, "upstream_unreachable", detail);
 }
@@ -748,8 +1142,14 @@ static void on_phase_timeout(uv_timer_t *t)
 		respond_error(c, 504, "upstream_timeout", detail);
 		break;
 	case PH_CONNECT:
-		snprintf(detail, sizeof(detail), "connection to %s timed out after %u ms",
-			 c->hostport, PROXY_CONNECT_TIMEOUT_MS);
+		if (c->via_upstream)
+			snprintf(detail, sizeof(detail), "connection to %s through upstream proxy "
+				 "%s timed out after %u ms", c->hostport,
+				 proxy_upstream_name(c->px->upstream),
+				 PROXY_UPSTREAM_HANDSHAKE_TIMEOUT_MS);
+		else
+			snprintf(detail, sizeof(detail), "connection to %s timed out after %u ms",
+				 c->hostport, PROXY_CONNECT_TIMEOUT_MS);
 		px_log(c->px, PROXY_LOG_WARN, "proxy: %s", detail);
 		respond_error(c, 504, "upstream_timeout", detail);
 		break;
@@ -762,7 +1162,11 @@ static void start_dial(struct conn *c)
 {
 	c->phase = PH_CONNECT;
 	c->next_addr = 0;
-	if (uv_timer_start(&c->timer, on_phase_timeout, PROXY_CONNECT_TIMEOUT_MS, 0) < 0) {
+	c->up_next = 0;
+	/* Chained: connect, CONNECT and its reply share one bound. */
+	uint64_t ms = c->via_upstream ? PROXY_UPSTREAM_HANDSHAKE_TIMEOUT_MS
+				      : PROXY_CONNECT_TIMEOUT_MS;
+	if (uv_timer_start(&c->timer, on_phase_timeout, ms, 0) < 0) {
 		conn_close(c);
 		return;
 	}
@@ -780,6 +1184,17 @@ static void deny_ssrf(struct conn *c, const char *why)
 	respond_error(c, 403, "ssrf_denied", detail);
 }
 
+/* The next free entry of c->addrs (allocated on first use), or NULL when
+ * all PROXY_MAX_DIAL_ADDRS are taken or memory is out. */
+static struct sockaddr_storage *addr_slot(struct conn *c)
+{
+	if (c->n_addrs >= PROXY_MAX_DIAL_ADDRS)
+		return NULL;
+	if (c->addrs == NULL)
+		c->addrs = calloc(PROXY_MAX_DIAL_ADDRS, sizeof(*c->addrs));
+	return c->addrs != NULL ? &c->addrs[c->n_addrs] : NULL;
+}
+
 /* Check and store one candidate address; false (response sent) on denial. */
 static bool admit_address(struct conn *c, const struct sockaddr *sa, socklen_t len)
 {
@@ -790,8 +1205,9 @@ static bool admit_address(struct conn *c, const struct sockaddr *sa, socklen_t l
 		deny_ssrf(c, why);
 		return false;
 	}
-	if (c->n_addrs < PROXY_MAX_DIAL_ADDRS && len <= sizeof(c->addrs[0])) {
-		struct sockaddr_storage *ss = &c->addrs[c->n_addrs++];
+	struct sockaddr_storage *ss = len <= sizeof(*ss) ? addr_slot(c) : NULL;
+	if (ss != NULL) {
+		c->n_addrs++;
 		memcpy(ss, sa, len);
 		if (ss->ss_family == AF_INET)
 			((struct sockaddr_in *)ss)->sin_port = htons(c->target.port);
@@ -805,6 +1221,11 @@ static void addresses_checked(struct conn *c)
 {
 	char ip[INET6_ADDRSTRLEN];
 	addr_text(&c->addrs[0], ip, sizeof(ip));
+	/* Chaining is decided only now: no-proxy address entries match the
+	 * checked addresses. */
+	c->via_upstream = c->px->upstream != NULL &&
+			  !upstream_no_proxy_match(c->px->upstream, c->target.host, c->target.port,
+						   c->addrs, c->n_addrs);
 	audit(c, true, "opa", NULL, ip);
 	start_dial(c);
 }
@@ -828,6 +1249,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 		uv_freeaddrinfo(res);
 		return;
 	}
+	name_cache_put(&c->px->names, c->target.host, res, uv_now(c->px->loop));
 	/* Every address must pass; one bad address denies the request. */
 	for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
 		if (!admit_address(c, ai->ai_addr, ai->ai_addrlen)) {
@@ -845,8 +1267,33 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 	addresses_checked(c);
 }
 
+/* A recent resolution of the same name (proxy/name_cache.h): checked like
+ * a fresh one, without the resolver's round trip. False: not cached. */
+static bool resolve_from_cache(struct conn *c)
+{
+	struct sockaddr_storage cached[PROXY_MAX_DIAL_ADDRS];
+	size_t n = name_cache_get(&c->px->names, c->target.host, uv_now(c->px->loop), cached,
+				  PROXY_MAX_DIAL_ADDRS);
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		socklen_t len = cached[i].ss_family == AF_INET ? sizeof(struct sockaddr_in)
+							       : sizeof(struct sockaddr_in6);
+		if (!admit_address(c, (const struct sockaddr *)&cached[i], len))
+			return true;
+	}
+	addresses_checked(c);
+	return true;
+}
+
+static void dial_local(struct conn *c);
+
 static void resolve(struct conn *c)
 {
+	if (c->tool || c->host_alias) {
+		dial_local(c);
+		return;
+	}
 	if (c->target.is_ip) {
 		struct sockaddr_storage ss;
 		memset(&ss, 0, sizeof(ss));
@@ -866,6 +1313,8 @@ static void resolve(struct conn *c)
 			addresses_checked(c);
 		return;
 	}
+	if (resolve_from_cache(c))
+		return;
 	c->phase = PH_RESOLVE;
 	char port[8];
 	snprintf(port, sizeof(port), "%u", (unsigned)c->target.port);
@@ -944,6 +1393,20 @@ static bool tls_skip_applies(const struct conn *c, const struct policy_endpoint 
 	return ep->tls == POLICY_TLS_SKIP && c->is_connect && !c->transparent_http;
 }
 
+/* False (503 sent) when an intercepted tunnel cannot be: no sandbox CA. */
+static bool termination_available(struct conn *c)
+{
+	if (c->px->tls != NULL)
+		return true;
+	char detail[512];
+	snprintf(detail, sizeof(detail), "CONNECT %s needs TLS termination, but the sandbox "
+		 "CA is not available", c->hostport);
+	px_log(c->px, PROXY_LOG_WARN, "proxy: %s", detail);
+	audit(c, false, "opa", "tls termination unavailable", NULL);
+	respond_error(c, 503, "tls_termination_unavailable", detail);
+	return false;
+}
+
 /* The interception rule. A CONNECT tunnel is terminated (TLS) or parsed
  * (plaintext HTTP) when its endpoint has L7 rules (protocol rest/websocket
  * with rules) or says `tls: terminate`, or its host is in a credential's
@@ -960,16 +1423,7 @@ static bool plan_interception(struct conn *c, const struct policy_decision *d)
 		return true;
 	c->intercept = c->l7 || ep->tls == POLICY_TLS_TERMINATE ||
 		       hr_host_has_credentials(c->px->creds, c->target.host);
-	if (c->intercept && c->px->tls == NULL) {
-		char detail[512];
-		snprintf(detail, sizeof(detail), "CONNECT %s needs TLS termination, but the sandbox "
-			 "CA is not available", c->hostport);
-		px_log(c->px, PROXY_LOG_WARN, "proxy: %s", detail);
-		audit(c, false, "opa", "tls termination unavailable", NULL);
-		respond_error(c, 503, "tls_termination_unavailable", detail);
-		return false;
-	}
-	return true;
+	return !c->intercept || termination_available(c);
 }
 
 /* Swap the request-target of the already built upstream head. */
@@ -1017,14 +1471,18 @@ static bool forward_l7_admit(struct conn *c)
 	if (c->px->policy == NULL) {
 		r.verdict = POLICY_L7_DENY;
 		snprintf(r.reason, sizeof(r.reason), "no policy loaded");
+	} else if (c->tool) {
+		reserved_tool_evaluate(c->px->policy, c->target.host, c->target.port, c->method,
+				       path, query[0] ? query : NULL, &r);
 	} else {
 		policy_l7_evaluate(c->px->policy, c->target.host, c->target.port, c->method, path,
 				   query[0] ? query : NULL, &r);
 	}
+	const char *rule_type = c->tool ? "tool" : "l7";
 	if (r.verdict == POLICY_L7_DENY) {
 		px_log(c->px, PROXY_LOG_INFO, "proxy: %s %s%s denied: %s", c->method, c->hostport,
 		       path, r.reason);
-		audit(c, false, "l7", r.reason, NULL);
+		audit_call(c, false, rule_type, r.reason, NULL, path);
 		struct l7_denial d = { .method = c->method, .path = path, .host = c->target.host,
 				       .port = c->target.port, .reason = r.reason,
 				       .rule_name = c->rule_name };
@@ -1033,7 +1491,8 @@ static bool forward_l7_admit(struct conn *c)
 		respond(c, resp, len);
 		return false;
 	}
-	audit(c, true, "l7", r.verdict == POLICY_L7_AUDIT_DENY ? r.reason : NULL, NULL);
+	audit_call(c, true, rule_type, r.verdict == POLICY_L7_AUDIT_DENY ? r.reason : NULL, NULL,
+		   path);
 	size_t cap = strlen(path) + strlen(query) + 2;
 	c->canon_target = malloc(cap);
 	if (c->canon_target == NULL || canon_format_target(path, query, c->canon_target, cap) == 0 ||
@@ -1042,6 +1501,131 @@ static bool forward_l7_admit(struct conn *c)
 		return false;
 	}
 	return true;
+}
+
+/* ---- reserved names (proxy/reserved.h) ---- */
+
+static bool peer_address(const struct conn *c, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+	if (inet_pton(AF_INET, c->src_ip, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(c->src_port);
+		return true;
+	}
+	if (inet_pton(AF_INET6, c->src_ip, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(c->src_port);
+		return true;
+	}
+	return false;
+}
+
+/* The process behind the client socket, through the embedder's hook. */
+static void identify_caller(struct conn *c)
+{
+	struct proxy *px = c->px;
+	struct sockaddr_storage peer;
+	char binary[PROXY_IDENTITY_MAX] = "";
+	long pid = 0;
+	if (px->hooks.identify == NULL || !peer_address(c, &peer) ||
+	    !px->hooks.identify(px->hooks.ud, &peer, binary, sizeof(binary), &pid))
+		return;
+	binary[sizeof(binary) - 1] = '\0';
+	c->caller_pid = pid;
+	c->caller_binary = binary[0] ? strdup(binary) : NULL; /* NULL: unknown */
+}
+
+/* The tool route: never resolved nor dialed by name; calls go to the
+ * broker, each judged by reserved_tool_evaluate(). False: a response was
+ * sent. */
+static bool plan_tool_route(struct conn *c)
+{
+	if (c->px->broker.kind == PROXY_BROKER_NONE) {
+		char detail[512];
+		snprintf(detail, sizeof(detail), "%s: no tool broker is configured for this sandbox",
+			 c->hostport);
+		px_log(c->px, PROXY_LOG_INFO, "proxy: %s", detail);
+		audit(c, false, "tool", "no tool broker configured", NULL);
+		respond_error(c, 503, "tool_broker_unavailable", detail);
+		return false;
+	}
+	c->tool = true;
+	c->l7 = true;
+	c->intercept = c->is_connect;
+	if (c->intercept && !termination_available(c))
+		return false;
+	identify_caller(c);
+	c->tool_identity = malloc(RESERVED_IDENTITY_BYTES);
+	if (c->tool_identity == NULL ||
+	    reserved_identity_lines(c->px->sandbox_id, c->caller_binary, c->caller_pid,
+				    c->tool_identity, RESERVED_IDENTITY_BYTES) == 0) {
+		conn_close(c);
+		return false;
+	}
+	return true;
+}
+
+/* A forwarded tool call: the caller's x-openshell-* headers out, ours in. */
+static bool tool_forward_head(struct conn *c)
+{
+	size_t n = 0;
+	char *h = reserved_tool_head(c->upstream_head, c->upstream_head_len, c->tool_identity, &n);
+	if (h == NULL) {
+		conn_close(c);
+		return false;
+	}
+	free(c->upstream_head);
+	c->upstream_head = h;
+	c->upstream_head_len = n;
+	return true;
+}
+
+/* PROXY_HOST_ALIAS reaches only the ports an endpoint declares for exactly
+ * that name (a wildcard host never reaches loopback). False: denied. */
+static bool admit_host_alias(struct conn *c)
+{
+	if (reserved_alias_declared(c->px->policy, c->target.port)) {
+		c->host_alias = true;
+		return true;
+	}
+	char detail[512];
+	snprintf(detail, sizeof(detail), "%s: port %u of %s is not declared by a policy endpoint "
+		 "for exactly that host", c->hostport, (unsigned)c->target.port, PROXY_HOST_ALIAS);
+	px_log(c->px, PROXY_LOG_INFO, "proxy: %s", detail);
+	audit(c, false, "opa", detail, NULL);
+	respond_error(c, 403, "policy_denied", detail);
+	return false;
+}
+
+/* The broker or the host alias: a fixed address, no DNS; no SSRF check
+ * (the alias was admitted by exact name and declared port only). */
+static void dial_local(struct conn *c)
+{
+	struct sockaddr_storage *ss = addr_slot(c);
+	if (ss == NULL) {
+		conn_close(c);
+		return;
+	}
+	memset(ss, 0, sizeof(*ss));
+	if (c->host_alias) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+		s4->sin_family = AF_INET;
+		s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		s4->sin_port = htons(c->target.port);
+	} else if (c->px->broker.kind == PROXY_BROKER_UNIX) {
+		ss->ss_family = AF_UNIX;
+		c->broker_unix = true;
+	} else {
+		*ss = c->px->broker.addr;
+	}
+	c->n_addrs = 1;
+	char ip[INET6_ADDRSTRLEN];
+	addr_text(ss, ip, sizeof(ip));
+	audit(c, true, c->tool ? "tool" : "opa", NULL, ip);
+	start_dial(c);
 }
 
 static void decide(struct conn *c)
@@ -1062,7 +1646,14 @@ static void decide(struct conn *c)
 		deny_policy(c, &d);
 		return;
 	}
-	if (!plan_interception(c, &d) || (!c->is_connect && c->l7 && !forward_l7_admit(c)))
+	bool tool = reserved_is_tool_host(c->px, c->target.host);
+	if (tool ? !plan_tool_route(c) : !plan_interception(c, &d))
+		return;
+	if (!tool && reserved_is_alias(c->target.host) && !admit_host_alias(c))
+		return;
+	if (!c->is_connect && c->l7 && !forward_l7_admit(c))
+		return;
+	if (tool && !c->is_connect && !tool_forward_head(c))
 		return;
 	if (!c->is_connect && c->upstream_head != NULL &&
 	    cred_contains_placeholder(c->upstream_head, c->upstream_head_len)) {
@@ -1153,7 +1744,7 @@ static void process_head(struct conn *c, const struct http_head *h)
 static void head_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct conn *c = h->data;
-	*buf = uv_buf_init(c->head + c->head_fill, (unsigned)(sizeof(c->head) - c->head_fill));
+	*buf = uv_buf_init(c->head + c->head_fill, (unsigned)(PROXY_MAX_HEAD_BYTES - c->head_fill));
 }
 
 static void on_head_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -1174,7 +1765,7 @@ static void on_head_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	}
 	const char *why = NULL;
 	enum http_head_result r = http_head_parse(c->head, c->head_fill, h, &why);
-	if (r == HTTP_HEAD_INCOMPLETE && c->head_fill < sizeof(c->head)) {
+	if (r == HTTP_HEAD_INCOMPLETE && c->head_fill < PROXY_MAX_HEAD_BYTES) {
 		free(h);
 		return;
 	}
@@ -1255,7 +1846,8 @@ void conn_accepted(struct proxy *px, int fd, const struct sockaddr_storage *peer
 	struct conn *c = conn_adopt(px, fd, peer);
 	if (c == NULL)
 		return;
-	int rc = uv_timer_init(px->loop, &c->timer);
+	c->head = malloc(PROXY_MAX_HEAD_BYTES);
+	int rc = c->head != NULL ? uv_timer_init(px->loop, &c->timer) : UV_ENOMEM;
 	if (rc == 0) {
 		c->timer.data = c;
 		c->timer_open = true;

@@ -19,6 +19,7 @@
 #include "proxy/audit.h"
 #include "proxy/dns_map.h"
 #include "proxy/proxy_int.h"
+#include "proxy/reserved.h"
 
 #define DNS_TCP_BUF (2u + DNS_MSG_MAX)
 
@@ -338,6 +339,30 @@ static void reply_local(struct dns_responder *d, const struct dns_query *q,
 	send_reply(d, peer, t, out, len);
 }
 
+/* The host alias and the tool host are the proxy's own: they resolve to
+ * its listen address (routed to the capture listener like any other), and
+ * the name a flow to it carries decides what it reaches. */
+static bool reply_reserved(struct dns_responder *d, const struct dns_query *q,
+			   const struct dns_decision *dec, const struct sockaddr_storage *peer,
+			   struct dns_tcp *t)
+{
+	struct proxy *px = d->px;
+	if (!reserved_is_alias(q->name) && !reserved_is_tool_host(px, q->name))
+		return false;
+	uint8_t out[DNS_REPLY_MAX];
+	if (!px->has_listen_v4) {
+		reply_rcode(d, q, peer, t, DNS_RCODE_NXDOMAIN);
+		return true;
+	}
+	char ip[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, px->listen_v4, ip, sizeof(ip));
+	dns_map_add(d->map, AF_INET, px->listen_v4, q->name);
+	dns_audit(d, q, peer, true, dec->rule ? dec->rule->name : NULL, NULL, ip);
+	send_reply(d, peer, t, out,
+		   dns_build_reply(q, DNS_RCODE_NOERROR, px->listen_v4, 4, 1, out, sizeof(out)));
+	return true;
+}
+
 /* ---- lookups ---- */
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
@@ -444,7 +469,8 @@ static void handle_query(struct dns_responder *d, const uint8_t *msg, size_t len
 		reply_local(d, &q, peer, t);
 		return;
 	case DNS_ACT_RESOLVE:
-		start_lookup(d, &q, &dec, peer, t);
+		if (!reply_reserved(d, &q, &dec, peer, t))
+			start_lookup(d, &q, &dec, peer, t);
 		return;
 	case DNS_ACT_REPLY:
 		break;

@@ -1,4 +1,5 @@
-/* forward.c - rewrite a forward-proxy request to origin-form. See forward.h. */
+/* forward.c - forward-proxy request heads: origin-form for the origin,
+ * absolute-form for an upstream proxy. See forward.h. */
 #include "proxy/forward.h"
 
 #include <stdbool.h>
@@ -84,5 +85,31 @@ char *forward_build_head(const struct http_head *h, const struct proxy_target *t
 		emit_str(&o, "Via: " FORWARD_VIA "\r\n");
 	emit_str(&o, "\r\n");
 	*len = o.len;
+	return o.p;
+}
+
+char *forward_absolute_head(const char *head, size_t len, const char *authority,
+			    const char *extra, size_t extra_len, size_t *out_len)
+{
+	static const char scheme[] = "http://";
+	const char *eol = memmem(head, len, "\r\n", 2);
+	const char *sp = eol ? memchr(head, ' ', (size_t)(eol - head)) : NULL;
+	if (sp == NULL || sp + 1 >= eol || sp[1] != '/' || len < 4 ||
+	    memcmp(head + len - 4, "\r\n\r\n", 4) != 0)
+		return NULL;
+	size_t alen = strlen(authority), before = (size_t)(sp + 1 - head);
+	size_t rest = len - 2 - before; /* target .. last header line's CRLF */
+	struct outbuf o = { .cap = len + sizeof(scheme) + alen + extra_len };
+	o.p = malloc(o.cap);
+	if (o.p == NULL)
+		return NULL;
+	emit(&o, head, before);
+	emit_str(&o, scheme);
+	emit(&o, authority, alen);
+	emit(&o, head + before, rest);
+	if (extra != NULL)
+		emit(&o, extra, extra_len);
+	emit_str(&o, "\r\n");
+	*out_len = o.len;
 	return o.p;
 }

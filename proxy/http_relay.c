@@ -287,8 +287,10 @@ static void update_reading(struct hr_session *s)
 			want = want && sd->ifill < HR_IBUF_BYTES && below_high_water(peer);
 		else if (sd->ssl == NULL && s->mode != M_HANDSHAKE)
 			want = want && sd->ifill < HR_IBUF_BYTES && below_high_water(peer);
-		/* the upstream sends nothing before a request in sniff mode */
-		if (s->mode == M_SNIFF && i == UP)
+		/* the upstream sends nothing before a request in sniff mode, and
+		 * a plaintext upstream (the tool broker) nothing during the
+		 * client's handshake */
+		if ((s->mode == M_SNIFF || (s->mode == M_HANDSHAKE && sd->ssl == NULL)) && i == UP)
 			want = false;
 		set_reading(s, sd, want);
 	}
@@ -640,7 +642,7 @@ static void handshakes_complete(struct hr_session *s)
 	const char *v = SSL_get_version(s->side[CL].ssl);
 	hr_log(s, PROXY_LOG_DEBUG, "TLS intercepted (client %s%s, upstream %s)", v,
 	       SSL_session_reused(s->side[CL].ssl) ? ", resumed" : "",
-	       SSL_get_version(s->side[UP].ssl));
+	       s->side[UP].ssl ? SSL_get_version(s->side[UP].ssl) : "plaintext");
 }
 
 static void drive_handshake(struct hr_session *s, struct hside *sd)
@@ -652,7 +654,7 @@ static void drive_handshake(struct hr_session *s, struct hside *sd)
 	}
 	if (r == 1) {
 		sd->hs_done = true;
-		if (s->side[CL].hs_done && s->side[UP].hs_done)
+		if (s->side[CL].hs_done && (s->side[UP].hs_done || s->side[UP].ssl == NULL))
 			handshakes_complete(s);
 		return;
 	}
@@ -689,10 +691,12 @@ static bool start_tls(struct hr_session *s)
 		return false;
 	}
 	c->rbuf = malloc(PROXY_RELAY_READ_BYTES);
-	u->rbuf = malloc(PROXY_RELAY_READ_BYTES);
 	c->ssl = c->rbuf ? tls_new_server(t, s->host) : NULL;
-	u->ssl = c->ssl && u->rbuf ? tls_new_client(t, s->host) : NULL;
-	if (u->ssl == NULL) {
+	if (!s->tool) { /* the tool broker is spoken to in plaintext */
+		u->rbuf = malloc(PROXY_RELAY_READ_BYTES);
+		u->ssl = c->ssl && u->rbuf ? tls_new_client(t, s->host) : NULL;
+	}
+	if (c->ssl == NULL || (!s->tool && u->ssl == NULL)) {
 		char why[256];
 		tls_last_error(why, sizeof(why), "cannot set up TLS");
 		hr_fail(s, why);
@@ -709,7 +713,8 @@ static bool start_tls(struct hr_session *s)
 		hr_fail(s, "timer");
 		return false;
 	}
-	drive_handshake(s, u);
+	if (u->ssl != NULL)
+		drive_handshake(s, u);
 	if (!s->closing)
 		drive_handshake(s, c);
 	return true;
@@ -781,10 +786,10 @@ static void process(struct hr_session *s)
 		hr_fail(s, NULL);
 }
 
-static bool init_side(struct hr_session *s, struct hside *sd, uv_tcp_t *tcp)
+static bool init_side(struct hr_session *s, struct hside *sd, uv_stream_t *stream)
 {
 	sd->s = s;
-	sd->stream = (uv_stream_t *)tcp;
+	sd->stream = stream;
 	sd->ibuf = malloc(HR_IBUF_BYTES);
 	return sd->ibuf != NULL;
 }
@@ -811,7 +816,13 @@ struct hr_session *hr_start(const struct hr_params *p)
 		free(s);
 		return NULL;
 	}
-	if (!init_side(s, &s->side[CL], p->client) || !init_side(s, &s->side[UP], p->upstream) ||
+	s->tool = p->tool;
+	if (p->tool_identity != NULL && (s->tool_identity = strdup(p->tool_identity)) == NULL) {
+		free(s->rule_name);
+		free(s);
+		return NULL;
+	}
+	if (!init_side(s, &s->side[CL], (uv_stream_t *)p->client) || !init_side(s, &s->side[UP], p->upstream) ||
 	    p->early_len > HR_IBUF_BYTES) {
 		hr_free(s);
 		return NULL;
@@ -862,5 +873,6 @@ void hr_free(struct hr_session *s)
 		free(s->side[i].rbuf);
 	}
 	free(s->rule_name);
+	free(s->tool_identity);
 	free(s);
 }

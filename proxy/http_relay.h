@@ -59,7 +59,8 @@ struct hr_params {
 	struct proxy *px;
 	void *owner;                      /* the conn */
 	void (*close_owner)(void *owner); /* close the connection now */
-	uv_tcp_t *client, *upstream;      /* connected; owner's handles */
+	uv_tcp_t *client;                 /* connected; owner's handles */
+	uv_stream_t *upstream;            /* TCP, or a pipe (tool broker) */
 	uv_timer_t *timer;                /* owner's timer, stopped */
 	const char *host;                 /* CONNECT host (copied) */
 	uint16_t port;
@@ -74,6 +75,11 @@ struct hr_params {
 	/* Policy reloaded since: is the destination still allowed (the owner
 	 * re-decides and audits a denial)? Called before going raw. */
 	bool (*recheck_owner)(void *owner);
+	/* The tool route: the upstream is the broker, spoken to in plaintext;
+	 * every request is judged by reserved_tool_evaluate(), loses its
+	 * x-openshell-* headers and gains tool_identity (copied). */
+	bool tool;
+	const char *tool_identity;
 };
 
 /* Take over the tunnel (the 200 has been queued): from here the handles'

@@ -63,6 +63,8 @@ struct hr_session {
 	bool (*recheck_owner)(void *owner);
 	bool allow_encoded_slash;
 	bool tls;
+	bool tool;                     /* tool route (http_relay.h hr_params) */
+	char *tool_identity;
 
 	enum hr_rq rq;
 	uint64_t rq_left;

@@ -12,6 +12,7 @@
 #include "proxy/canon.h"
 #include "proxy/cred.h"
 #include "proxy/http_relay_int.h"
+#include "proxy/reserved.h"
 #include "proxy/proxy_int.h"
 #include "proxy/response.h"
 
@@ -29,7 +30,8 @@ void hr_audit_request(struct hr_session *s, bool allow, const char *method,
 		.host = s->host,
 		.port = s->port,
 		.rule_name = s->rule_name,
-		.rule_type = "l7",
+		.rule_type = s->tool ? "tool" : "l7",
+		.url_path = path && path[0] ? path : NULL,
 		.reason = reason,
 		.message = msg,
 		.src_ip = s->src_ip[0] ? s->src_ip : NULL,
@@ -197,6 +199,8 @@ static bool send_request_head(struct hr_session *s, const struct http_head *h,
 	ob_put(&o, h->minor_version ? " HTTP/1.1\r\n" : " HTTP/1.0\r\n", 11);
 	for (size_t i = 0; i < h->n_headers && bad == CRED_OK; i++) {
 		const struct http_header *hd = &h->headers[i];
+		if (s->tool && reserved_tool_header(hd->name))
+			continue; /* the identity is ours to state */
 		ob_put(&o, hd->name.p, hd->name.len);
 		ob_put(&o, ": ", 2);
 		r = CRED_NO_PLACEHOLDER;
@@ -214,6 +218,8 @@ static bool send_request_head(struct hr_session *s, const struct http_head *h,
 			bad = r;
 		ob_put(&o, "\r\n", 2);
 	}
+	if (s->tool && s->tool_identity != NULL)
+		ob_put(&o, s->tool_identity, strlen(s->tool_identity));
 	ob_put(&o, "\r\n", 2);
 	OPENSSL_cleanse(tmp, HR_CRED_BUF_BYTES);
 	free(tmp);
@@ -389,8 +395,12 @@ static bool admit_request(struct hr_session *s, const struct http_head *h, const
 	} else if (s->px->policy == NULL) {
 		why = "no policy loaded";
 	} else {
-		policy_l7_evaluate(s->px->policy, s->host, s->port, method, t->path,
-				   t->query[0] ? t->query : NULL, &r);
+		if (s->tool)
+			reserved_tool_evaluate(s->px->policy, s->host, s->port, method, t->path,
+					       t->query[0] ? t->query : NULL, &r);
+		else
+			policy_l7_evaluate(s->px->policy, s->host, s->port, method, t->path,
+					   t->query[0] ? t->query : NULL, &r);
 		if (r.verdict == POLICY_L7_DENY)
 			why = r.reason;
 	}

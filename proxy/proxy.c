@@ -8,6 +8,7 @@
 #include "proxy/tls.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -50,6 +51,8 @@ static void maybe_finish_stop(struct proxy *px)
 		return;
 	void (*done)(void *) = px->done;
 	void *arg = px->done_arg;
+	splice_pool_drain(&px->spare_pipes);
+	name_cache_clear(&px->names);
 	tls_free(px->tls);
 	free(px);
 	if (done != NULL)
@@ -241,6 +244,25 @@ static int make_listener(const struct proxy_config *cfg, uint16_t *bound, char *
 	return fd;
 }
 
+static void copy_reserved_config(struct proxy *px, const struct proxy_config *cfg)
+{
+	const char *tool = cfg->tool_host && cfg->tool_host[0] ? cfg->tool_host
+							      : PROXY_TOOL_HOST_DEFAULT;
+	snprintf(px->tool_host, sizeof(px->tool_host), "%s", tool);
+	for (char *p = px->tool_host; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	if (cfg->tool_broker != NULL)
+		px->broker = *cfg->tool_broker;
+	snprintf(px->sandbox_id, sizeof(px->sandbox_id), "%s",
+		 cfg->sandbox_id && cfg->sandbox_id[0] ? cfg->sandbox_id : "unknown");
+	struct in_addr a;
+	if (cfg->listen_ip != NULL && inet_pton(AF_INET, cfg->listen_ip, &a) == 1 &&
+	    a.s_addr != htonl(INADDR_ANY)) {
+		memcpy(px->listen_v4, &a, 4);
+		px->has_listen_v4 = true;
+	}
+}
+
 struct proxy *proxy_start(uv_loop_t *loop, const struct proxy_config *cfg,
 			  const struct policy *policy, char *err, size_t errlen)
 {
@@ -254,6 +276,8 @@ struct proxy *proxy_start(uv_loop_t *loop, const struct proxy_config *cfg,
 	px->test_allow_loopback_upstream = cfg->test_allow_loopback_upstream;
 	px->policy = policy;
 	px->creds = cfg->creds;
+	px->upstream = cfg->upstream;
+	copy_reserved_config(px, cfg);
 	px->tls = tls_create(cfg->ca, cfg->upstream_ca_files, cfg->n_upstream_ca_files, err, errlen);
 	if (px->tls == NULL && err[0] != '\0') {
 		free(px);

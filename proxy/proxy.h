@@ -14,6 +14,10 @@
  *   chunked bodies are relayed unchanged through a strict framing validator
  *   that stops at the end of the body (bad framing: 400 before dialing, or
  *   the connection is closed mid-stream). Pipelined requests are dropped.
+ * - With an upstream (corporate) proxy configured, destinations that passed
+ *   the decision and the SSRF checks and are not in its no-proxy list are
+ *   reached through it (proxy/upstream.h): tunnels by CONNECT to the checked
+ *   address, forwarded http:// requests in absolute form.
  * - At PROXY_MAX_CONNECTIONS, a new connection gets a best-effort 503 JSON
  *   `proxy_busy` and is closed.
  * - The embedding program must ignore SIGPIPE (libuv writes with write(2));
@@ -26,6 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 struct policy;
@@ -38,11 +43,28 @@ struct cred_store;
 #define PROXY_CONNECT_TIMEOUT_MS 10000u     /* upstream connect -> 504 */
 #define PROXY_DNS_TIMEOUT_MS 10000u         /* resolution -> 504 */
 #define PROXY_RELAY_BUF_BYTES 65536u        /* max bytes buffered per direction */
-#define PROXY_MAX_CONNECTIONS 4096u         /* accepted client connections at once;
+#define PROXY_MAX_CONNECTIONS 16384u        /* accepted client connections at once;
 					     * beyond it: best-effort 503, close */
+#define PROXY_FDS_PER_CONNECTION 6u         /* client + upstream socket, and a pipe per
+					     * direction while spliced bytes are in it */
+#define PROXY_NOFILE_WANTED (PROXY_MAX_CONNECTIONS * PROXY_FDS_PER_CONNECTION + 4096u)
+					    /* RLIMIT_NOFILE the supervisor raises itself
+					     * to (+ listeners, DNS, ssh, logs) */
 #define PROXY_RELAY_READ_BYTES 16384u       /* one read; stop reading when the other
 					     * side's queue + one read would exceed
 					     * PROXY_RELAY_BUF_BYTES */
+#define PROXY_SPLICE_PIPE_BYTES 1048576u    /* raw tunnel (TCP both ends) relayed with
+					     * splice(2): pipe size asked for, the most
+					     * bytes in the proxy per direction */
+#define PROXY_SPLICE_BURST_BYTES 2097152u   /* bytes one direction moves per wake-up
+					     * before other connections get a turn */
+#define PROXY_SPLICE_SPARE_PIPES 16u        /* drained pipes kept for reuse; a tunnel
+					     * holds a pipe only while bytes are in it */
+#define PROXY_NAME_CACHE_SLOTS 256u        /* host names whose resolution is kept
+					     * (hash-mapped; a collision replaces) */
+#define PROXY_NAME_CACHE_TTL_MS 5000u       /* a resolution is reused this long
+					     * (getaddrinfo reports no TTL); every use is
+					     * SSRF-checked again */
 #define PROXY_MAX_DIAL_ADDRS 16u            /* resolved addresses tried, in order (all
 					     * resolved addresses are SSRF-checked) */
 #define PROXY_LINGER_MS 2000u               /* after an error response: drain the client
@@ -84,6 +106,29 @@ struct cred_store;
 #define PROXY_DNS_MAX_TCP 64u               /* DNS-over-TCP connections at once */
 #define PROXY_DNS_TCP_IDLE_MS 10000u        /* idle DNS-over-TCP connection closed */
 
+/* Upstream (corporate) proxy chaining (proxy/upstream.c). */
+#define PROXY_UPSTREAM_HANDSHAKE_TIMEOUT_MS 30000u /* connect + CONNECT reply -> 504 */
+#define PROXY_UPSTREAM_MAX_REPLY_HEAD_BYTES 8192u  /* CONNECT reply head -> 502 beyond */
+#define PROXY_UPSTREAM_MAX_ADDRS 8u         /* addresses of the proxy's host, tried in order */
+#define PROXY_UPSTREAM_MAX_NO_PROXY 64u     /* --upstream-no-proxy entries */
+#define PROXY_UPSTREAM_MAX_URL_BYTES 512u   /* --upstream-proxy value */
+#define PROXY_UPSTREAM_MAX_LIST_BYTES 4096u /* --upstream-no-proxy value */
+#define PROXY_UPSTREAM_MAX_AUTH_BYTES 1024u /* user:pass of the auth file */
+
+/* Reserved names (proxy/reserved.c). The host alias reaches a service on the
+ * supervisor's own loopback, only on ports a policy endpoint declares for
+ * exactly this name; the tool route is answered by the proxy itself and
+ * forwarded to the tool broker. */
+#define PROXY_HOST_ALIAS "host.openshell.internal"
+#define PROXY_TOOL_HOST_DEFAULT "tools.openshell.internal"
+#define PROXY_TOOL_DISCOVERY_PATH "/v1/tools"   /* GET: forwarded whenever the route
+					     * is declared */
+#define PROXY_TOOL_HEADER_PREFIX "x-openshell-" /* stripped from tool calls */
+#define PROXY_TOOL_HEADER_SANDBOX "X-OpenShell-Sandbox-Id"
+#define PROXY_TOOL_HEADER_BINARY "X-OpenShell-Caller-Binary"
+#define PROXY_TOOL_HEADER_PID "X-OpenShell-Caller-Pid"
+#define PROXY_IDENTITY_MAX 4096u            /* caller binary path bytes */
+
 enum proxy_log_level { PROXY_LOG_ERROR = 0, PROXY_LOG_WARN, PROXY_LOG_INFO, PROXY_LOG_DEBUG };
 
 struct proxy_hooks {
@@ -91,8 +136,25 @@ struct proxy_hooks {
 	void (*audit)(void *ud, const char *json_line);
 	/* Human-readable log line at `level`. */
 	void (*log)(void *ud, int level, const char *msg);
+	/* Optional: the process behind a sandbox client socket whose address
+	 * (as the proxy sees it) is `peer`. Fills binary (NUL-terminated) and
+	 * pid and returns true when found. Called on the loop thread. */
+	bool (*identify)(void *ud, const struct sockaddr_storage *peer, char *binary,
+			 size_t binary_len, long *pid);
 	void *ud;
 };
+
+/* Where tool calls go (--tool-broker unix:PATH | http://IP:PORT). */
+enum proxy_broker_kind { PROXY_BROKER_NONE = 0, PROXY_BROKER_UNIX, PROXY_BROKER_TCP };
+struct proxy_tool_broker {
+	enum proxy_broker_kind kind;
+	char path[108];                   /* UNIX: socket path (sun_path size) */
+	struct sockaddr_storage addr;     /* TCP: address and port */
+};
+
+/* Parse a --tool-broker value; 0, or -1 with a message naming the value. */
+int proxy_tool_broker_parse(const char *spec, struct proxy_tool_broker *out, char *err,
+			    size_t errlen);
 
 struct proxy_config {
 	/* Transparent capture: NULL = off. proxy_start() duplicates the fds;
@@ -119,6 +181,15 @@ struct proxy_config {
 	 * placeholder in an intercepted request is then refused). A host in a
 	 * credential's scope is intercepted so the placeholder can be replaced. */
 	const struct cred_store *creds;
+	/* The tool route: its reserved name (NULL: PROXY_TOOL_HOST_DEFAULT),
+	 * the broker (NULL or NONE: tool calls get 503 JSON) and the sandbox id
+	 * sent to the broker (NULL: "unknown"). All copied. */
+	const char *tool_host;
+	const struct proxy_tool_broker *tool_broker;
+	const char *sandbox_id;
+	/* Upstream (corporate) proxy, borrowed (must outlive the proxy); NULL:
+	 * destinations are dialed directly. */
+	const struct proxy_upstream *upstream;
 };
 
 /* Listening sockets of transparent capture, made by proxy_capture_open()
@@ -160,6 +231,29 @@ void proxy_set_policy(struct proxy *px, const struct policy *policy);
 /* Stop listening, close every connection, then call done(arg) once all
  * handles are closed; after that the proxy is freed. */
 void proxy_stop(struct proxy *px, void (*done)(void *arg), void *arg);
+
+/* ---- upstream (corporate) proxy (proxy/upstream.c), for the supervisor ---- */
+
+struct proxy_upstream;
+
+struct proxy_upstream_options {
+	const char *url;              /* --upstream-proxy http://HOST:PORT */
+	const char *no_proxy;         /* --upstream-no-proxy LIST, NULL: none */
+	const char *credentials;      /* "user:pass" (not NUL-terminated), NULL: none */
+	size_t credentials_len;
+	bool connect_by_hostname;     /* CONNECT names the host, not the checked address */
+};
+
+/* Parse and validate every setting and resolve the proxy's host (once,
+ * now). NULL with a message naming the flag and the value (never the
+ * credentials). The caller wipes its copy of the credentials. */
+struct proxy_upstream *proxy_upstream_create(const struct proxy_upstream_options *o, char *err,
+					     size_t errlen);
+/* Wipes the credentials. NULL is fine. */
+void proxy_upstream_free(struct proxy_upstream *u);
+/* "HOST:PORT" of the upstream proxy, for logs. */
+const char *proxy_upstream_name(const struct proxy_upstream *u);
+size_t proxy_upstream_address_count(const struct proxy_upstream *u);
 
 /* ---- the sandbox CA (proxy/ca.c) ---- */
 

@@ -9,6 +9,8 @@
 #include <uv.h>
 
 #include "proxy/proxy.h"
+#include "proxy/name_cache.h"
+#include "proxy/splice.h"
 
 struct conn;
 
@@ -34,7 +36,15 @@ struct proxy {
 	void *done_arg;
 	struct proxy_tls *tls;          /* interception contexts, or NULL (no CA) */
 	const struct cred_store *creds; /* borrowed, may be NULL */
+	const struct proxy_upstream *upstream; /* borrowed; NULL: dial directly */
 	struct capture *capture;        /* transparent capture + policy DNS, or NULL */
+	struct splice_pool spare_pipes; /* drained pipes for raw tunnels (splice.c) */
+	struct name_cache names;        /* recent resolutions (name_cache.c) */
+	char tool_host[PROXY_MAX_HOST_BYTES + 1]; /* the tool route's reserved name */
+	struct proxy_tool_broker broker; /* kind NONE: tool calls get 503 */
+	char sandbox_id[128];
+	bool has_listen_v4;             /* listen_ip is one IPv4 address: the policy */
+	uint8_t listen_v4[4];           /* DNS answers it for the reserved names */
 };
 
 void px_log(struct proxy *px, int level, const char *fmt, ...)

@@ -63,18 +63,10 @@ static SSL_CTX *client_ctx(const char *const *extra, size_t n_extra, char *err, 
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
-	const char *sys = ca_system_bundle_path();
-	size_t loaded = 0;
-	if (sys != NULL) {
-		if (SSL_CTX_load_verify_locations(ctx, sys, NULL) != 1) {
-			char why[256];
-			tls_last_error(why, sizeof(why), "unreadable");
-			snprintf(err, errlen, "system CA bundle %s: %s", sys, why);
-			SSL_CTX_free(ctx);
-			return NULL;
-		}
-		loaded++;
-	}
+	/* The system bundle is loaded by the first upstream handshake
+	 * (tls_new_client): parsing its ~140 certificates is most of the
+	 * start-up time. The --upstream-ca files are the user's: checked now. */
+	size_t loaded = ca_system_bundle_path() != NULL;
 	for (size_t i = 0; i < n_extra; i++) {
 		if (SSL_CTX_load_verify_locations(ctx, extra[i], NULL) != 1) {
 			char why[256];
@@ -118,6 +110,7 @@ struct proxy_tls *tls_create(struct proxy_ca *ca, const char *const *extra_ca_fi
 		return NULL;
 	}
 	t->ca = ca;
+	t->system_bundle = ca_system_bundle_path();
 	t->server = server_ctx(err, errlen);
 	if (t->server != NULL)
 		t->client = client_ctx(extra_ca_files, n_extra, err, errlen);
@@ -171,8 +164,23 @@ SSL *tls_new_server(struct proxy_tls *t, const char *host)
 	return ssl;
 }
 
+/* Adds the system bundle to the upstream trust store, once. A failure is
+ * retried by the next handshake; until then no upstream handshake starts
+ * (fail closed). */
+static bool load_system_bundle(struct proxy_tls *t)
+{
+	if (t->system_bundle == NULL)
+		return true;
+	if (SSL_CTX_load_verify_locations(t->client, t->system_bundle, NULL) != 1)
+		return false; /* the caller reports OpenSSL's error queue */
+	t->system_bundle = NULL;
+	return true;
+}
+
 SSL *tls_new_client(struct proxy_tls *t, const char *host)
 {
+	if (!load_system_bundle(t))
+		return NULL;
 	SSL *ssl = SSL_new(t->client);
 	if (ssl == NULL)
 		return NULL;

@@ -19,6 +19,7 @@ struct proxy_tls {
 	struct proxy_ca *ca;        /* borrowed */
 	SSL_CTX *server;            /* towards the sandbox */
 	SSL_CTX *client;            /* towards upstream */
+	const char *system_bundle;  /* still to load into client's store, or NULL */
 };
 
 /* NULL ca: returns NULL without error (interception unavailable). On

@@ -425,8 +425,20 @@ class Bench:
                     return int(line.split()[1])
         return None
 
+    def nofile_limit(self, pid):
+        """The soft RLIMIT_NOFILE of pid, or None."""
+        try:
+            with open("/proc/%d/limits" % pid) as f:
+                for line in f:
+                    if line.startswith("Max open files"):
+                        return int(line.split()[3])
+        except (OSError, ValueError, IndexError):
+            pass
+        return None
+
     def p4_one(self, name, proxy, pid, n):
         before = self.rss_kib(pid)
+        nofile = self.nofile_limit(pid)
         argv = self.bw.client_argv([W.PYTHON, CLIENTS, "tunnels", proxy, BW.HOST_TUNNEL,
                                     BW.HTTP_PORT, n])
         p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -450,6 +462,10 @@ class Bench:
         per = (after - before) / ok if ok and before is not None and after is not None else None
         note = "%d of %d tunnels established; RSS %s -> %s KiB; statuses %s" % (
             ok, n, before, after, detail.get("statuses"))
+        if nofile is not None and nofile < 2 * n + 64:
+            # Each tunnel holds two descriptors (client, upstream) in the proxy.
+            note += "; the proxy's RLIMIT_NOFILE is %d: room for about %d tunnels" % (
+                nofile, (nofile - 64) // 2)
         log("P4 %s: %s" % (name, note))
         return per, note, n - ok
 
@@ -632,9 +648,12 @@ class Bench:
             check("P3", ok, "; ".join(parts))
         o = self.row("P4", "RSS", "openshell")
         if o and o.stats["median"] is not None:
+            limit = re.search(r"RLIMIT_NOFILE is \d+", o.note or "")
             check("P4", o.stats["median"] <= 8 and o.errors == 0,
-                  "%.2f KiB per tunnel%s" % (o.stats["median"], "; %d tunnels refused" %
-                                             o.errors if o.errors else ""))
+                  "%.2f KiB per tunnel%s%s" % (o.stats["median"], "; %d tunnels refused" %
+                                               o.errors if o.errors else "",
+                                               " (the proxy's %s)" % limit.group(0)
+                                               if o.errors and limit else ""))
         o = self.row("P5", "policy", "openshell")
         if o and o.stats["median"] is not None:
             check("P5", o.stats["median"] <= 50, "%.1f ms" % o.stats["median"])

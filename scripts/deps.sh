@@ -6,12 +6,12 @@ set -euo pipefail
 
 PKGS=(
   build-essential pkg-config clang libclang-rt-14-dev
-  libnl-3-dev libnl-route-3-dev libnftables-dev libseccomp-dev
+  libnl-3-dev libnl-route-3-dev libnl-nf-3-dev libnftables-dev libseccomp-dev
   libssl-dev libcap-dev libyaml-dev libuv1-dev libssh-dev
   libcmocka-dev libjson-c-dev
   python3 python3-pytest
   iproute2 nftables util-linux procps curl wget openssl socat openssh-client openssh-sftp-server tmux iputils-ping
-  git python3-requests nodejs binutils
+  git python3-requests nodejs binutils tinyproxy-bin
 )
 
 missing=()

@@ -1,11 +1,13 @@
 /* cli.c - command line of the main command (flags compatible with the
  * reference where they exist there). */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "supervisor/sup.h"
 
@@ -27,6 +29,13 @@ enum {
 	OPT_READY_TIMEOUT,
 	OPT_UPSTREAM_CA, /* TLS interception wiring (issue 4) */
 	OPT_CREDENTIALS,
+	OPT_TOOL_BROKER, /* egress integrations (issue 9) */
+	OPT_TOOL_HOST,
+	OPT_UPSTREAM_PROXY, /* upstream proxy chaining (issue 9) */
+	OPT_UPSTREAM_NO_PROXY,
+	OPT_UPSTREAM_AUTH_FILE,
+	OPT_UPSTREAM_AUTH_INSECURE,
+	OPT_UPSTREAM_BY_HOSTNAME,
 };
 
 static const struct option long_opts[] = {
@@ -50,6 +59,13 @@ static const struct option long_opts[] = {
 	{ "ready-timeout", required_argument, NULL, OPT_READY_TIMEOUT },
 	{ "upstream-ca", required_argument, NULL, OPT_UPSTREAM_CA },
 	{ "credentials", required_argument, NULL, OPT_CREDENTIALS },
+	{ "tool-broker", required_argument, NULL, OPT_TOOL_BROKER },
+	{ "tool-host", required_argument, NULL, OPT_TOOL_HOST },
+	{ "upstream-proxy", required_argument, NULL, OPT_UPSTREAM_PROXY },
+	{ "upstream-no-proxy", required_argument, NULL, OPT_UPSTREAM_NO_PROXY },
+	{ "upstream-proxy-auth-file", required_argument, NULL, OPT_UPSTREAM_AUTH_FILE },
+	{ "upstream-proxy-auth-allow-insecure", no_argument, NULL, OPT_UPSTREAM_AUTH_INSECURE },
+	{ "upstream-proxy-connect-by-hostname", no_argument, NULL, OPT_UPSTREAM_BY_HOSTNAME },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -77,6 +93,15 @@ static void usage(FILE *out)
 	      "  --ready-timeout S    process mode: wait for DIR/.ready (default 30)\n"
 	      "  --upstream-ca FILE   extra PEM CAs trusted for upstream TLS (repeatable)\n"
 	      "  --credentials FILE   credential values replacing placeholders (root, 0600)\n"
+	      "  --tool-broker B      tool calls go to B: unix:/PATH or http://IP:PORT\n"
+	      "  --tool-host NAME     the tool route's name (default tools.openshell.internal)\n"
+	      "  --upstream-proxy URL chain egress through a corporate proxy http://HOST:PORT\n"
+	      "  --upstream-no-proxy LIST  destinations dialed directly (names, .suffix,\n"
+	      "                       CIDRs; each optionally :PORT)\n"
+	      "  --upstream-proxy-auth-file FILE  user:pass for the corporate proxy (root,\n"
+	      "                       0600); needs --upstream-proxy-auth-allow-insecure\n"
+	      "  --upstream-proxy-auth-allow-insecure  accept sending them in clear text\n"
+	      "  --upstream-proxy-connect-by-hostname  name the host upstream, not its address\n"
 	      "  --ssh-socket-path P  embedded SSH server on Unix socket P, '@name' = abstract\n"
 	      "                       (env OPENSHELL_SSH_SOCKET_PATH); reaching it authenticates\n"
 	      "  --ssh-authorized-keys FILE  require one of these public keys for SSH\n"
@@ -102,6 +127,44 @@ static const char *env_or(const char *name, const char *fallback)
 {
 	const char *v = getenv(name);
 	return (v && *v) ? v : fallback;
+}
+
+static int parse_tool_broker(const char *arg, struct sup_options *opt)
+{
+	char err[256];
+	if (proxy_tool_broker_parse(arg, &opt->tool_broker, err, sizeof err) != 0) {
+		fprintf(stderr, "openshell-sandbox: %s\n", err);
+		return 2;
+	}
+	return 0;
+}
+
+/* A DNS name of letters, digits, '-' and '.', not the host alias. */
+static int parse_tool_host(const char *arg, struct sup_options *opt)
+{
+	size_t n = strlen(arg);
+	bool ok = n > 0 && n <= 253 && arg[0] != '.' && arg[0] != '-' && arg[n - 1] != '.' &&
+		  strstr(arg, "..") == NULL && strcasecmp(arg, PROXY_HOST_ALIAS) != 0;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = isalnum((unsigned char)arg[i]) || arg[i] == '-' || arg[i] == '.';
+	if (!ok) {
+		fprintf(stderr, "openshell-sandbox: --tool-host: '%s' is not a DNS name "
+			"(letters, digits, '-', '.'; not %s)\n", arg, PROXY_HOST_ALIAS);
+		return 2;
+	}
+	opt->tool_host = arg;
+	return 0;
+}
+
+/* Flags whose second value would silently win are refused instead. */
+static int set_once(const char **slot, const char *arg, const char *flag)
+{
+	if (*slot != NULL) {
+		fprintf(stderr, "openshell-sandbox: %s given more than once\n", flag);
+		return 2;
+	}
+	*slot = arg;
+	return 0;
 }
 
 static int apply_option(int c, const char *arg, struct sup_options *opt)
@@ -138,6 +201,15 @@ static int apply_option(int c, const char *arg, struct sup_options *opt)
 	case OPT_PROXY_URL: opt->proxy_url = arg; return 0;
 	case OPT_TLS_DIR: opt->tls_dir = arg; return 0;
 	case OPT_CREDENTIALS: opt->credentials = arg; return 0; /* issue 4 */
+	case OPT_TOOL_BROKER: return parse_tool_broker(arg, opt);
+	case OPT_TOOL_HOST: return parse_tool_host(arg, opt);
+	case OPT_UPSTREAM_PROXY: return set_once(&opt->upstream_proxy, arg, "--upstream-proxy");
+	case OPT_UPSTREAM_NO_PROXY:
+		return set_once(&opt->upstream_no_proxy, arg, "--upstream-no-proxy");
+	case OPT_UPSTREAM_AUTH_FILE:
+		return set_once(&opt->upstream_auth_file, arg, "--upstream-proxy-auth-file");
+	case OPT_UPSTREAM_AUTH_INSECURE: opt->upstream_auth_insecure = true; return 0;
+	case OPT_UPSTREAM_BY_HOSTNAME: opt->upstream_by_hostname = true; return 0;
 	case OPT_UPSTREAM_CA: /* TLS interception wiring (issue 4) */
 		if (opt->n_upstream_ca >= sizeof(opt->upstream_ca) / sizeof(opt->upstream_ca[0])) {
 			fprintf(stderr, "openshell-sandbox: too many --upstream-ca files\n");
@@ -239,6 +311,8 @@ int sup_parse_cli(int argc, char **argv, struct sup_options *opt)
 		fprintf(stderr, "openshell-sandbox: OPENSHELL_MODE/OPENSHELL_PROXY_MODE name no mode\n");
 		return 2;
 	}
+	if (sup_upstream_check_flags(opt) != 0)
+		return 2;
 	if (!(opt->mode & SUP_MODE_PROCESS)) {
 		if (argc > optind) {
 			fprintf(stderr, "openshell-sandbox: --mode network runs no workload; "

@@ -86,6 +86,18 @@ static void raise_nofile_limit(struct sup_ctx *ctx)
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
 		return;
+	/* Room for PROXY_MAX_CONNECTIONS; a hard limit is raised only with
+	 * CAP_SYS_RESOURCE. */
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < PROXY_NOFILE_WANTED) {
+		struct rlimit want = { .rlim_cur = PROXY_NOFILE_WANTED,
+				       .rlim_max = PROXY_NOFILE_WANTED };
+		if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+			return;
+		sup_log(ctx, LOG_INFO, "RLIMIT_NOFILE hard limit %llu is below the %u wanted for "
+			"%u proxy connections (raising it: %s); descriptors run out first",
+			(unsigned long long)rl.rlim_max, PROXY_NOFILE_WANTED,
+			PROXY_MAX_CONNECTIONS, strerror(errno));
+	}
 	rl.rlim_cur = rl.rlim_max;
 	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
 		sup_log(ctx, LOG_WARN, "raising RLIMIT_NOFILE: %s", strerror(errno));
@@ -158,6 +170,7 @@ static void begin_shutdown(struct sup_ctx *ctx)
 	close_handle((uv_handle_t *)&ctx->sig_chld);
 	close_handle((uv_handle_t *)&ctx->timeout_timer);
 	close_handle((uv_handle_t *)&ctx->kill_timer);
+	sup_bypass_stop(ctx);
 	if (ctx->reload_inited) {
 		close_handle((uv_handle_t *)&ctx->policy_watch);
 		close_handle((uv_handle_t *)&ctx->reload_timer);
@@ -285,11 +298,16 @@ static int start_proxy(struct sup_ctx *ctx)
 	struct proxy_config cfg = {
 		.listen_ip = ip,
 		.listen_port = port,
-		.hooks = { .audit = sup_audit_line, .log = sup_proxy_log, .ud = ctx },
+		.hooks = { .audit = sup_audit_line, .log = sup_proxy_log,
+			   .identify = sup_proxy_identify, .ud = ctx },
 		.ca = ctx->ca,
 		.upstream_ca_files = ctx->opt.upstream_ca,
 		.n_upstream_ca_files = ctx->opt.n_upstream_ca,
 		.creds = ctx->creds,
+		.tool_host = ctx->opt.tool_host,
+		.tool_broker = &ctx->opt.tool_broker,
+		.sandbox_id = ctx->opt.sandbox_id,
+		.upstream = ctx->upstream,
 	};
 	struct proxy_capture_fds capture;
 	if (ctx->have_ns) {
@@ -394,7 +412,8 @@ static int setup(struct sup_ctx *ctx)
 {
 	unsigned mode = ctx->opt.mode;
 	bool combined = mode == (SUP_MODE_NETWORK | SUP_MODE_PROCESS);
-	if (open_audit(ctx) || load_policy(ctx))
+	/* Upstream proxy flags first: a bad value stops the start before anything exists. */
+	if (sup_upstream_prepare(ctx) != 0 || open_audit(ctx) || load_policy(ctx))
 		return -1;
 	if ((mode & SUP_MODE_PROCESS) && resolve_identity(ctx) != 0)
 		return -1;
@@ -414,6 +433,8 @@ static int setup(struct sup_ctx *ctx)
 		return -1;
 	}
 	if ((mode & SUP_MODE_NETWORK) && start_proxy(ctx) != 0)
+		return -1;
+	if (ctx->have_ns && sup_bypass_start(ctx) != 0)
 		return -1;
 	if (sup_reload_init(ctx) != 0)
 		return -1;
@@ -436,11 +457,13 @@ static void teardown(struct sup_ctx *ctx)
 	sup_remove_ready(ctx);
 	sup_ssh_stop(ctx);
 	sup_kill_all_children();
+	sup_bypass_free(ctx);
 	if (ctx->have_ns)
 		netns_destroy(&ctx->ns);
 	sup_free_confinement(ctx);
 	proxy_ca_free(ctx->ca); /* after the proxy: it borrows the CA and credentials */
 	proxy_credentials_free(ctx->creds);
+	sup_upstream_free(ctx); /* after the proxy, which borrows it; wipes the credentials */
 	sup_argv_free(ctx->cred_env);
 	if (ctx->startup_policy != ctx->policy)
 		policy_free(ctx->startup_policy);

@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "netns/netns.h"
+#include "proxy/proxy.h"
 
 struct policy;
 struct proxy;
@@ -27,6 +28,12 @@ struct seccomp_plan;
 #define SUP_SWEEP_TIMEOUT_MS 5000u      /* waiting for leftover children at exit */
 #define SUP_MAX_GROUPS 256              /* supplementary groups of the agent */
 #define SUP_NOBODY_ID 65534u
+/* bypass audit (bypass.c, peer.c) */
+#define SUP_BYPASS_PER_WINDOW 10        /* bypass events written per window ... */
+#define SUP_BYPASS_WINDOW_MS 1000u      /* ... the rest counted in one summary */
+#define SUP_PEER_MAX_SOCKETS 65536      /* socket table lines read per lookup */
+#define SUP_PEER_MAX_PROCS 4096         /* processes looked at per lookup */
+#define SUP_PEER_MAX_FDS 65536          /* fd entries looked at per lookup */
 
 enum sup_log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
@@ -53,6 +60,15 @@ struct sup_options {
 	const char *upstream_ca[16]; /* --upstream-ca FILE (repeatable) */
 	size_t n_upstream_ca;
 	const char *credentials;     /* --credentials FILE */
+	/* upstream proxy chaining (upstream.c); argv only, never the env */
+	const char *upstream_proxy;      /* --upstream-proxy URL */
+	const char *upstream_no_proxy;   /* --upstream-no-proxy LIST */
+	const char *upstream_auth_file;  /* --upstream-proxy-auth-file FILE */
+	bool upstream_auth_insecure;     /* --upstream-proxy-auth-allow-insecure */
+	bool upstream_by_hostname;       /* --upstream-proxy-connect-by-hostname */
+	/* egress integrations (issue 9) */
+	struct proxy_tool_broker tool_broker; /* --tool-broker, kind NONE if absent */
+	const char *tool_host;       /* --tool-host NAME, NULL: the default */
 };
 
 #define SUP_MODE_NETWORK 1u
@@ -86,6 +102,7 @@ struct sup_ctx {
 	 * the two files written into opt.tls_dir; paths "" when not written. */
 	struct proxy_ca *ca;
 	struct cred_store *creds;    /* --credentials, NULL when not given */
+	struct proxy_upstream *upstream; /* --upstream-proxy, NULL when not given */
 	char ca_cert_path[4096];
 	char ca_bundle_path[4096];
 	char **cred_env;             /* NAME=openshell:resolve:env:NAME, owned */
@@ -115,6 +132,16 @@ struct sup_ctx {
 	bool workload_exited;
 	bool timed_out;
 	int exit_code;
+
+	/* bypass audit (bypass.c): the fence's rejected packets */
+	struct netns_bypass *bypass;
+	uv_poll_t bypass_poll;
+	uv_timer_t bypass_timer;     /* ends a window with suppressed events */
+	bool bypass_handles;         /* poll and timer initialised, not closed */
+	uint64_t bypass_window_start; /* uv_now() of the current window */
+	unsigned bypass_in_window;   /* events written in it */
+	unsigned long bypass_suppressed; /* over the limit, not yet summarised */
+	unsigned long bypass_lost;   /* unreadable (overrun, malformed), idem */
 };
 
 /* log.c */
@@ -198,6 +225,14 @@ void sup_ssh_stop(struct sup_ctx *ctx);     /* idempotent */
 void sup_ssh_child_exited(struct sup_ctx *ctx, pid_t pid, int status);
 int sup_ssh_subcommand(int argc, char **argv); /* argv[0]: connect | ssh-proxy */
 
+/* upstream.c: the corporate proxy flags. check_flags (from the CLI): a
+ * dependent flag without its prerequisite -> message, -1. prepare: read
+ * the auth file, parse and resolve everything (ctx->upstream); -1 with a
+ * message naming the flag and value. free: wipes the credentials. */
+int sup_upstream_check_flags(const struct sup_options *opt);
+int sup_upstream_prepare(struct sup_ctx *ctx);
+void sup_upstream_free(struct sup_ctx *ctx);
+
 /* confine.c */
 int sup_prepare_confinement(struct sup_ctx *ctx);
 void sup_free_confinement(struct sup_ctx *ctx);
@@ -226,6 +261,21 @@ pid_t sup_spawn_sandboxed(struct sup_ctx *ctx, const struct sandboxed_child *c, 
 			  size_t errlen);
 void sup_find_sidecar_ca_files(struct sup_ctx *ctx);
 int sup_build_credential_env(struct sup_ctx *ctx);
+
+/* bypass.c: audit what the fence rejects (only with a sandbox namespace). */
+int sup_bypass_start(struct sup_ctx *ctx);  /* after init_loop; 0 or -1 (logged) */
+void sup_bypass_stop(struct sup_ctx *ctx);  /* drain, summarise, close handles */
+void sup_bypass_free(struct sup_ctx *ctx);  /* after the loop ran out: the socket */
+
+/* peer.c: the process in ns_pid's network namespace that owns the socket
+ * whose own (sandbox-side) address is sock_local, for IPPROTO_TCP or
+ * IPPROTO_UDP. Returns 0 with *pid_out and exe (its /proc/PID/exe, "" if
+ * unreadable) or -1 if not found within the SUP_PEER_MAX_* limits. */
+int sup_peer_lookup(pid_t ns_pid, int ipproto, const struct sockaddr_storage *sock_local,
+		    pid_t *pid_out, char *exe, size_t exelen);
+/* proxy_hooks.identify for the proxy (ud: the sup_ctx). */
+bool sup_proxy_identify(void *ud, const struct sockaddr_storage *peer, char *binary,
+			size_t binary_len, long *pid);
 
 /* reaper.c */
 int sup_become_subreaper(void);

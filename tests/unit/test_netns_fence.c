@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -18,18 +19,21 @@ static const char golden[] =
 	"\t\tct state established,related accept\n"
 	"\t\tcounter drop\n"
 	"\t}\n"
-	"\tchain output {\n"
-	"\t\ttype filter hook output priority 0; policy drop;\n"
-	"\t\toifname \"lo\" accept\n"
-	"\t\tip daddr 10.200.0.1 tcp dport 3128 accept\n"
-	"\t\tct state established,related accept\n"
-	"\t\tcounter limit rate 5/second burst 10 packets "
-	"log prefix \"openshell:bypass:1a2b3c4d: \" flags skuid\n"
+	"\tchain deny {\n"
+	"\t\tcounter limit rate 20/second burst 40 packets "
+	"log prefix \"openshell:bypass:1a2b3c4d: \" group 7 snaplen 256 queue-threshold 1\n"
 	"\t\tmeta nfproto ipv4 meta l4proto tcp counter reject with tcp reset\n"
 	"\t\tmeta nfproto ipv6 meta l4proto tcp counter reject with tcp reset\n"
 	"\t\tmeta nfproto ipv4 meta l4proto udp counter reject with icmp type port-unreachable\n"
 	"\t\tmeta nfproto ipv6 meta l4proto udp counter reject with icmpv6 type port-unreachable\n"
 	"\t\tcounter reject with icmpx type admin-prohibited\n"
+	"\t}\n"
+	"\tchain output {\n"
+	"\t\ttype filter hook output priority 0; policy drop;\n"
+	"\t\toifname \"lo\" accept\n"
+	"\t\tip daddr 10.200.0.1 tcp dport 3128 accept\n"
+	"\t\tct state established,related accept\n"
+	"\t\tgoto deny\n"
 	"\t}\n"
 	"}\n";
 
@@ -73,17 +77,36 @@ static void test_golden(void **state)
 	assert_string_equal(buf, golden);
 }
 
+/* The span of the chain named name: from its line to its closing brace. */
+static void chain_span(const char *name, long *start, long *end)
+{
+	char head[64];
+	snprintf(head, sizeof(head), "\tchain %s {\n", name);
+	*start = pos(head);
+	const char *close = strstr(buf + *start, "\t}\n");
+	assert_non_null(close);
+	*end = close - buf;
+}
+
 static void test_order(void **state)
 {
 	(void)state;
 	make("10.200.7.1", 8080, "abc");
+	long out, out_end, deny, deny_end;
+	chain_span("output", &out, &out_end);
+	chain_span("deny", &deny, &deny_end);
 	long policy = pos("hook output priority 0; policy drop;");
 	long lo = pos("oifname \"lo\" accept");
 	long proxy = pos("ip daddr 10.200.7.1 tcp dport 8080 accept");
 	const char *ctp = strstr(buf + proxy, "ct state established,related accept");
 	assert_non_null(ctp); /* the output chain's own, after the proxy rule */
 	long ct = ctp - buf;
-	long log = pos("log prefix \"openshell:bypass:abc: \" flags skuid");
+	long go = pos("\t\tgoto deny\n");
+	assert_true(out < policy && policy < lo && lo < proxy && proxy < ct && ct < go);
+	/* the output chain ends by sending everything else to deny */
+	assert_int_equal(go + (long)strlen("\t\tgoto deny\n"), out_end);
+	assert_true(deny < out); /* defined before it is used */
+	long log = pos("log prefix \"openshell:bypass:abc: \" group 7 snaplen 256 queue-threshold 1\n");
 	const char *rejects[] = {
 		"meta nfproto ipv4 meta l4proto tcp counter reject with tcp reset",
 		"meta nfproto ipv6 meta l4proto tcp counter reject with tcp reset",
@@ -91,20 +114,18 @@ static void test_order(void **state)
 		"meta nfproto ipv6 meta l4proto udp counter reject with icmpv6 type port-unreachable",
 		"\t\tcounter reject with icmpx type admin-prohibited\n",
 	};
-	assert_true(policy < lo);
-	assert_true(lo < proxy);
-	assert_true(proxy < ct);
-	assert_true(ct < log);
+	assert_true(deny < log);
 	long prev = log;
 	for (size_t i = 0; i < sizeof(rejects) / sizeof(rejects[0]); i++) {
 		long r = pos(rejects[i]);
-		assert_true(r > prev); /* in order, every one after the log */
+		assert_true(r > prev && r < deny_end); /* in order, every one after the log */
 		prev = r;
 	}
-	/* the catch-all reject is the last rule: nothing after it but braces */
-	assert_string_equal(buf + prev + strlen(rejects[4]), "\t}\n}\n");
-	/* nothing is accepted after logging starts */
-	assert_null(strstr(buf + log, "accept"));
+	/* the catch-all reject is the deny chain's last rule */
+	assert_int_equal(prev + (long)strlen(rejects[4]), deny_end);
+	/* nothing is accepted in the deny chain */
+	const char *acc = strstr(buf + deny, "accept");
+	assert_true(acc == NULL || acc - buf > deny_end);
 }
 
 static void test_counts(void **state)
@@ -112,13 +133,15 @@ static void test_counts(void **state)
 	(void)state;
 	make("10.200.255.1", 65535, "Z9");
 	assert_int_equal(count("table "), 1);
-	assert_int_equal(count("chain "), 2);
+	assert_int_equal(count("chain "), 3);
 	assert_int_equal(count("policy drop;"), 2);
 	assert_int_equal(count("policy accept"), 0);
 	assert_int_equal(count(" accept\n"), 5);
 	assert_int_equal(count("reject"), 5);
 	assert_int_equal(count(" log "), 1);
-	assert_int_equal(count("limit rate 5/second burst 10 packets"), 1);
+	assert_int_equal(count("goto deny"), 1);
+	assert_int_equal(count("hook"), 2); /* deny is a regular chain */
+	assert_int_equal(count("limit rate 20/second burst 40 packets"), 1);
 	assert_int_equal(count("reject with tcp reset"), 2);
 	assert_int_equal(count("reject with icmp type"), 1);
 	assert_int_equal(count("reject with icmpv6 type"), 1);
@@ -206,16 +229,23 @@ static void test_capture_order(void **state)
 	assert_true(lo_ret < px_ret && px_ret < tcp && tcp < filter);
 	long acc_tcp = pos("tcp dport { 15001, 15053 } ct status dnat accept\n");
 	long acc_udp = pos("udp dport 15053 ct status dnat accept\n");
-	long rej_tcp = pos("tcp dport { 15001, 15053 } counter reject with tcp reset\n");
-	long rej_udp = pos("udp dport 15053 counter reject with icmpx type port-unreachable\n");
+	/* a direct dial of a capture port is refused through deny: audited too */
+	long rej_tcp = pos("tcp dport { 15001, 15053 } counter goto deny\n");
+	long rej_udp = pos("udp dport 15053 counter goto deny\n");
 	long lo = pos("oifname \"lo\" accept");
 	assert_true(filter < acc_tcp && acc_tcp < acc_udp && acc_udp < rej_tcp);
 	assert_true(rej_tcp < rej_udp && rej_udp < lo);
 	assert_int_equal(count("redirect"), 3);
 	assert_int_equal(count("table "), 1);
-	assert_int_equal(count("chain "), 3);
+	assert_int_equal(count("chain "), 4);
+	assert_int_equal(count("goto deny"), 3);
+	assert_int_equal(count("reject"), 5); /* all in the deny chain */
 	assert_int_equal(count("ip6"), 0); /* IPv6 is never redirected */
-	assert_null(strstr(buf + pos("log prefix"), "accept"));
+	long deny, deny_end;
+	chain_span("deny", &deny, &deny_end);
+	assert_true(deny < filter);
+	const char *acc = strstr(buf + deny, "accept");
+	assert_true(acc == NULL || acc - buf > deny_end);
 }
 
 static void test_capture_bad_ports(void **state)
