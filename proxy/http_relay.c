@@ -694,7 +694,7 @@ static bool start_tls(struct hr_session *s)
 	c->ssl = c->rbuf ? tls_new_server(t, s->host) : NULL;
 	if (!s->tool) { /* the tool broker is spoken to in plaintext */
 		u->rbuf = malloc(PROXY_RELAY_READ_BYTES);
-		u->ssl = c->ssl && u->rbuf ? tls_new_client(t, s->host) : NULL;
+		u->ssl = c->ssl && u->rbuf ? tls_new_client(t, s->host, s->port) : NULL;
 	}
 	if (c->ssl == NULL || (!s->tool && u->ssl == NULL)) {
 		char why[256];
@@ -868,6 +868,8 @@ void hr_free(struct hr_session *s)
 		 * a failed handshake or fatal alert has marked it unusable anyway. */
 		if (s->side[i].ssl != NULL && s->side[i].hs_done)
 			SSL_set_shutdown(s->side[i].ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+		if (i == UP && s->side[i].ssl != NULL && s->side[i].hs_done)
+			tls_keep_client_session(s->px->tls, s->side[i].ssl, s->host, s->port);
 		SSL_free(s->side[i].ssl);
 		free(s->side[i].ibuf);
 		free(s->side[i].rbuf);

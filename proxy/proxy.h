@@ -87,6 +87,10 @@ struct cred_store;
 #define PROXY_TLS_PEEK_TIMEOUT_MS 10000u    /* first client bytes of a tunnel that may
 					     * be intercepted -> close */
 #define PROXY_MAX_UPSTREAM_CA_FILES 16u     /* --upstream-ca files */
+#define PROXY_TLS_SESSION_HOSTS 64u         /* upstream host:port whose TLS sessions
+					     * are kept for resumption (LRU) */
+#define PROXY_TLS_SESSIONS_PER_HOST 4u      /* sessions kept per host:port, each
+					     * offered once */
 #define PROXY_TCP_KEEPALIVE_S 60u          /* TCP keepalive idle time on intercepted
 					     * tunnels (they have no idle timeout) */
 #define PROXY_TLS_DIR_DEFAULT "/etc/openshell-tls"

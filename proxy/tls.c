@@ -10,6 +10,7 @@
 
 #include "proxy/ca.h"
 #include "proxy/cred.h"
+#include "proxy/tls_sessions.h"
 
 static const unsigned char alpn_http11[] = { 8, 'h', 't', 't', 'p', '/', '1', '.', '1' };
 static const unsigned char session_ctx_id[] = "openshell-sandbox";
@@ -111,6 +112,12 @@ struct proxy_tls *tls_create(struct proxy_ca *ca, const char *const *extra_ca_fi
 	}
 	t->ca = ca;
 	t->system_bundle = ca_system_bundle_path();
+	t->sessions = calloc(1, sizeof(*t->sessions));
+	if (t->sessions == NULL) {
+		snprintf(err, errlen, "out of memory");
+		free(t);
+		return NULL;
+	}
 	t->server = server_ctx(err, errlen);
 	if (t->server != NULL)
 		t->client = client_ctx(extra_ca_files, n_extra, err, errlen);
@@ -127,6 +134,9 @@ void tls_free(struct proxy_tls *t)
 		return;
 	SSL_CTX_free(t->server);
 	SSL_CTX_free(t->client);
+	if (t->sessions != NULL)
+		tls_sessions_clear(t->sessions);
+	free(t->sessions);
 	free(t);
 }
 
@@ -177,7 +187,23 @@ static bool load_system_bundle(struct proxy_tls *t)
 	return true;
 }
 
-SSL *tls_new_client(struct proxy_tls *t, const char *host)
+/* A kept session for host:port, if any; without one the handshake is full. */
+static void offer_session(struct proxy_tls *t, SSL *ssl, const char *host, unsigned port)
+{
+	SSL_SESSION *sess = tls_sessions_take(t->sessions, host, port);
+	if (sess == NULL)
+		return;
+	if (SSL_set_session(ssl, sess) != 1)
+		ERR_clear_error();
+	SSL_SESSION_free(sess);
+}
+
+void tls_keep_client_session(struct proxy_tls *t, SSL *ssl, const char *host, unsigned port)
+{
+	tls_sessions_put(t->sessions, host, port, SSL_get1_session(ssl));
+}
+
+SSL *tls_new_client(struct proxy_tls *t, const char *host, unsigned port)
 {
 	if (!load_system_bundle(t))
 		return NULL;
@@ -197,6 +223,7 @@ SSL *tls_new_client(struct proxy_tls *t, const char *host)
 		SSL_free(ssl);
 		return NULL;
 	}
+	offer_session(t, ssl, host, port);
 	SSL_set_connect_state(ssl);
 	return ssl;
 }

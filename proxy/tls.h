@@ -3,7 +3,8 @@
  * One server context faces the sandbox (leaf per host from the sandbox CA,
  * ALPN http/1.1 only, TLS 1.2+, session cache and tickets for resumption);
  * one client context faces upstream (verified against the system bundle
- * plus the --upstream-ca files, hostname checked, ALPN http/1.1 only).
+ * plus the --upstream-ca files, hostname checked, ALPN http/1.1 only,
+ * sessions resumed per host:port: tls_sessions.h).
  * All I/O goes through memory BIOs driven by the libuv loop (http_relay.c).
  */
 #ifndef OPENSHELL_PROXY_TLS_H
@@ -15,11 +16,14 @@
 
 #include "proxy/proxy.h"
 
+struct tls_sessions;
+
 struct proxy_tls {
 	struct proxy_ca *ca;        /* borrowed */
 	SSL_CTX *server;            /* towards the sandbox */
 	SSL_CTX *client;            /* towards upstream */
 	const char *system_bundle;  /* still to load into client's store, or NULL */
+	struct tls_sessions *sessions; /* upstream sessions for resumption */
 };
 
 /* NULL ca: returns NULL without error (interception unavailable). On
@@ -31,8 +35,12 @@ void tls_free(struct proxy_tls *t);
 /* A server-side SSL for a tunnel to `host`, with memory BIOs; NULL on error. */
 SSL *tls_new_server(struct proxy_tls *t, const char *host);
 /* A client-side SSL to `host` (SNI unless an IP; certificate name or IP
- * checked), with memory BIOs; NULL on error. */
-SSL *tls_new_client(struct proxy_tls *t, const char *host);
+ * checked), with memory BIOs, offering a kept session for host:port;
+ * NULL on error. */
+SSL *tls_new_client(struct proxy_tls *t, const char *host, unsigned port);
+/* Before freeing a client-side SSL whose handshake completed: keep its
+ * session for the next connection to host:port. */
+void tls_keep_client_session(struct proxy_tls *t, SSL *ssl, const char *host, unsigned port);
 
 enum tls_sniff { TLS_SNIFF_MORE = 0, TLS_SNIFF_TLS, TLS_SNIFF_HTTP, TLS_SNIFF_OTHER };
 /* Classify the first bytes a client sent in a tunnel: a TLS handshake

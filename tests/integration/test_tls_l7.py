@@ -140,6 +140,23 @@ def test_l4_endpoints_stay_end_to_end(world):
     assert not [e for e in r.audit_lines if e.get("firewall_rule", {}).get("type") == "l7"]
 
 
+def test_upstream_tls_sessions_are_resumed_per_host(world):
+    """A second intercepted connection to the same host resumes the proxy's upstream
+    TLS session (the world server sees a reused session); another host does not get
+    it, and the resumed connection still carries the request through L7 policy."""
+    pol = world.policy_yaml([l7_ep(), l7_ep("other.allowed.test")])
+    mark = world.http_mark()
+    script = "; ".join("curl -sS --max-time 20 -o /dev/null https://%s/resume-%d" % (h, i)
+                       for i, h in enumerate(["api.allowed.test", "api.allowed.test",
+                                              "other.allowed.test", "api.allowed.test"]))
+    r = world.run_sandbox(pol, sh("set -e; " + script), extra_args=up_ca(world))
+    assert r.returncode == 0, str(r)
+    seen = {q["path"]: q for q in world.http_requests(mark) if q["path"].startswith("/resume-")}
+    assert sorted(seen) == ["/resume-%d" % i for i in range(4)], seen
+    resumed = [seen["/resume-%d" % i]["tls_resumed"] for i in range(4)]
+    assert resumed == [False, True, False, True], resumed
+
+
 # ---- L7 policy ------------------------------------------------------------------------
 
 def test_get_allowed_delete_denied_on_one_keepalive_connection(world):

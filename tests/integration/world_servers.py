@@ -131,6 +131,7 @@ class WorldHandler(http.server.BaseHTTPRequestHandler):
         self.server.log.write({
             "name": name, "local_ip": local_ip, "port": port, "scheme": self.server.scheme,
             "method": self.command, "path": self.path, "host": host, "peer": peer,
+            "tls_resumed": getattr(self.connection, "session_reused", None),
         })
         status = 200
         if self.path.startswith("/status/"):
