@@ -14,7 +14,7 @@ RUN make clean && make all
 FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libnl-3-200 libnl-route-3-200 libnftables1 libseccomp2 libssl3 libcap2 \
+      libnl-3-200 libnl-route-3-200 libnl-nf-3-200 libnftables1 libseccomp2 libssl3 libcap2 \
       libyaml-0-2 libuv1 libjson-c5 libssh-4 ca-certificates openssh-sftp-server \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/openshell-sandbox /opt/openshell/bin/openshell-sandbox

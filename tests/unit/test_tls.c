@@ -321,20 +321,20 @@ static void test_upstream_verification(void **state)
 	struct proxy_tls *wt = tls_create(world, files, 1, err, sizeof(err));
 	assert_non_null(wt);
 	/* good name */
-	SSL *up = tls_new_client(t, "up.example");
+	SSL *up = tls_new_client(t, "up.example", 443);
 	SSL *srv = tls_new_server(wt, "up.example");
 	assert_true(handshake(up, srv));
 	SSL_free(up);
 	SSL_free(srv);
 	/* wrong name: the upstream presents a leaf for another host */
-	up = tls_new_client(t, "up.example");
+	up = tls_new_client(t, "up.example", 443);
 	srv = tls_new_server(wt, "evil.example");
 	assert_false(handshake(up, srv));
 	assert_int_not_equal(SSL_get_verify_result(up), X509_V_OK);
 	SSL_free(up);
 	SSL_free(srv);
 	/* untrusted issuer: the sandbox CA itself is not trusted upstream */
-	up = tls_new_client(t, "up.example");
+	up = tls_new_client(t, "up.example", 443);
 	srv = tls_new_server(t, "up.example");
 	assert_false(handshake(up, srv));
 	SSL_free(up);
