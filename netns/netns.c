@@ -367,3 +367,33 @@ void netns_destroy(struct netns *ns)
 		ns->ns_fd = -1;
 	}
 }
+
+/* Close our fd to the namespace and wait until the kernel announces that it
+ * is destroying it: RTM_DELNSID for the id our namespace has for it, sent
+ * when its last reference is gone (it cannot be revived then). The veth pair
+ * goes with it, in the kernel's cleanup work. The fd is closed in every case.
+ * Returns true if the announcement came in time. */
+static bool released_by_kernel(struct netns *ns)
+{
+	int32_t nsid = nlops_nsid_of(ns->ns_fd);
+	int watch = nsid >= 0 ? nlops_nsid_watch_open() : -1;
+	close(ns->ns_fd);
+	ns->ns_fd = -1;
+	if (watch < 0)
+		return false;
+	int rc = nlops_nsid_wait_deleted(watch, nsid, NETNS_RELEASE_WAIT_MS);
+	close(watch);
+	return rc == 1;
+}
+
+int netns_release(struct netns *ns)
+{
+	if (ns == NULL || ns->host_if[0] == '\0')
+		return 0;
+	if (ns->ns_fd >= 0 && released_by_kernel(ns)) {
+		ns->host_if[0] = '\0';
+		return 0;
+	}
+	netns_destroy(ns);
+	return 1;
+}

@@ -32,6 +32,7 @@
 #define NETNS_BYPASS_EXT_MAX   8     /* IPv6 extension headers walked per packet */
 #define NETNS_FENCE_MAX        4096  /* bytes of generated nftables ruleset text */
 #define NETNS_ERR_MIN          64    /* err buffers should hold at least this */
+#define NETNS_RELEASE_WAIT_MS  500   /* netns_release: wait for the kernel, then delete */
 
 struct netns {
 	int ns_fd;                /* the sandbox namespace, O_CLOEXEC */
@@ -124,5 +125,20 @@ void netns_bypass_close(struct netns_bypass *b);
 /* Delete the veth (and so its peer) and close the fd. Safe to call twice and
  * after a failed netns_create. Call it in the namespace netns_create ran in. */
 void netns_destroy(struct netns *ns);
+
+/* At exit, instead of netns_destroy: let the kernel delete the veth pair
+ * with the namespace rather than deleting it synchronously (RTM_DELLINK waits
+ * for RCU: 15-50 ms here). Closes the fd and waits until the kernel announces
+ * that the namespace is being destroyed (RTM_DELNSID): from then on it cannot
+ * be revived and the veth pair vanishes with it, asynchronously, a few ms
+ * after this returns. That wait is one RCU grace period after the last socket
+ * inside the namespace was closed, so close those first and do other work in
+ * between. If the announcement does not come within NETNS_RELEASE_WAIT_MS
+ * (something else holds the namespace: a process, a socket, an fd or a bind
+ * mount), the veth is deleted as netns_destroy does. Call it only when no
+ * process of ours is inside any more, in the namespace netns_create ran in.
+ * Returns 0 if the kernel took the namespace (or there was nothing to do), 1
+ * if the veth had to be deleted explicitly. Safe after netns_destroy. */
+int netns_release(struct netns *ns);
 
 #endif

@@ -41,6 +41,22 @@ int nlops_default_route(struct nl_sock *sk, const char *gw, int ifindex,
 /* Delete link name. Returns 0 if deleted, 1 if it did not exist, -1 on error. */
 int nlops_link_delete(struct nl_sock *sk, const char *name, char *err, size_t errlen);
 
+/* ---- raw rtnetlink, no libnl (netns_release) ---- */
+
+/* A NETLINK_ROUTE socket subscribed to RTNLGRP_NSID in the calling thread's
+ * namespace (it sees ids of other namespaces come and go). Returns fd or -1. */
+int nlops_nsid_watch_open(void);
+
+/* The id the calling thread's namespace has for the namespace ns_fd refers to,
+ * or -1 if it has none (or the query failed). */
+int32_t nlops_nsid_of(int ns_fd);
+
+/* Wait on a watch socket until RTM_DELNSID for nsid arrives: the kernel has
+ * begun destroying that namespace (it did so because its last reference went
+ * away; it cannot be revived). At most timeout_ms. Returns 1 seen, 0 timeout,
+ * -1 on a socket error or overrun (the event may have been lost). */
+int nlops_nsid_wait_deleted(int fd, int32_t nsid, unsigned timeout_ms);
+
 /* Mark every 10.200.N.0/24 holding an IPv4 address of an interface other than
  * skip_ifindex (0: none skipped). */
 int nlops_used_subnets(struct nl_sock *sk, int skip_ifindex,

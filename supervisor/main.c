@@ -445,6 +445,37 @@ static int setup(struct sup_ctx *ctx)
 	return spawn_workload(ctx);
 }
 
+/* What the run allocated; nothing in here touches the namespace. */
+static void free_run_state(struct sup_ctx *ctx)
+{
+	sup_free_confinement(ctx);
+	proxy_ca_free(ctx->ca); /* after the proxy: it borrows the CA and credentials */
+	ctx->ca = NULL;
+	proxy_credentials_free(ctx->creds);
+	ctx->creds = NULL;
+	sup_upstream_free(ctx); /* after the proxy, which borrows it; wipes the credentials */
+	sup_argv_free(ctx->cred_env);
+	ctx->cred_env = NULL;
+	if (ctx->startup_policy != ctx->policy)
+		policy_free(ctx->startup_policy);
+	policy_free(ctx->policy);
+	ctx->startup_policy = ctx->policy = NULL;
+}
+
+/* The kernel frees the sockets that were inside the namespace (the proxy's
+ * capture listeners, the bypass listener) one RCU grace period after they were
+ * closed, and only then lets the namespace and the veth pair go; the rest of
+ * the teardown runs in that time (netns_release). */
+static void release_namespace(struct sup_ctx *ctx)
+{
+	if (!ctx->have_ns)
+		return;
+	if (netns_release(&ctx->ns) != 0)
+		sup_log(ctx, LOG_INFO, "sandbox namespace still held by someone else after %u ms; "
+			"deleted its veth pair", NETNS_RELEASE_WAIT_MS);
+	ctx->have_ns = false;
+}
+
 static void teardown(struct sup_ctx *ctx)
 {
 	if (ctx->loop_inited) {
@@ -454,20 +485,12 @@ static void teardown(struct sup_ctx *ctx)
 		if (rc != 0)
 			sup_log(ctx, LOG_WARN, "event loop did not close cleanly: %s", uv_strerror(rc));
 	}
+	sup_bypass_free(ctx); /* the last socket of ours inside the namespace */
 	sup_remove_ready(ctx);
 	sup_ssh_stop(ctx);
-	sup_kill_all_children();
-	sup_bypass_free(ctx);
-	if (ctx->have_ns)
-		netns_destroy(&ctx->ns);
-	sup_free_confinement(ctx);
-	proxy_ca_free(ctx->ca); /* after the proxy: it borrows the CA and credentials */
-	proxy_credentials_free(ctx->creds);
-	sup_upstream_free(ctx); /* after the proxy, which borrows it; wipes the credentials */
-	sup_argv_free(ctx->cred_env);
-	if (ctx->startup_policy != ctx->policy)
-		policy_free(ctx->startup_policy);
-	policy_free(ctx->policy);
+	sup_kill_all_children(); /* and every process below us, wherever it is */
+	free_run_state(ctx);
+	release_namespace(ctx);
 	if (ctx->audit_owned)
 		fclose(ctx->audit);
 	sup_options_free(&ctx->opt);
