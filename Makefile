@@ -36,6 +36,9 @@ TEST_OBJS := $(LIB_OBJS) $(filter-out $(BUILD)/obj/supervisor/main.o,$(SUP_OBJS)
 HDRS     := $(wildcard */*.h)
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+# Helpers the unit tests share (tests/unit/support/), linked into each.
+UNIT_SUPPORT_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/unit/support/*.c))
+UNIT_SUPPORT_HDRS := $(wildcard tests/unit/support/*.h)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(abspath $(BUILD))/unit/%)
 ASAN_DIR  := $(BUILD)/asan
 ASAN_BINS := $(UNIT_SRCS:tests/unit/%.c=$(ASAN_DIR)/unit/%)
@@ -59,10 +62,14 @@ $(BUILD)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(WFLAGS) $(CFLAGS) -c -o $@ $<
 
-# Unit tests link every module object except the supervisor's main.
-$(abspath $(BUILD))/unit/%: tests/unit/%.c $(TEST_OBJS) $(HDRS)
+# Unit tests link every module object except the supervisor's main, and the
+# helpers in tests/unit/support/.
+$(UNIT_SUPPORT_OBJS): $(UNIT_SUPPORT_HDRS)
+$(abspath $(BUILD))/unit/%: tests/unit/%.c $(TEST_OBJS) $(UNIT_SUPPORT_OBJS) $(HDRS) \
+                            $(UNIT_SUPPORT_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(WFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_OBJS) $(LDLIBS) -lcmocka
+	$(CC) $(WFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_OBJS) $(UNIT_SUPPORT_OBJS) \
+	  $(LDLIBS) -lcmocka
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done

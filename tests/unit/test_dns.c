@@ -27,6 +27,7 @@
 #include "proxy/dns_msg.h"
 #include "proxy/proxy.h"
 #include "proxy/transparent.h"
+#include "tests/unit/support/harness.h"
 
 /* ---- building queries ---- */
 
@@ -241,17 +242,6 @@ static const char POLICY[] =
 	"        port: 5432\n"
 	"        protocol: tcp\n";
 
-static struct policy *load_policy(void)
-{
-	struct policy_errors errs = { 0 };
-	struct policy *p = policy_load_buffer(POLICY, sizeof(POLICY) - 1, "<test>", &errs);
-	if (p == NULL && errs.n > 0)
-		fail_msg("%s", errs.msgs[0]);
-	policy_errors_free(&errs);
-	assert_non_null(p);
-	return p;
-}
-
 static void decide_name(const struct policy *p, const char *name, uint16_t qtype,
 			struct dns_decision *d)
 {
@@ -264,7 +254,7 @@ static void decide_name(const struct policy *p, const char *name, uint16_t qtype
 static void test_decide(void **state)
 {
 	(void)state;
-	struct policy *p = load_policy();
+	struct policy *p = tu_policy_load(POLICY);
 	struct dns_decision d;
 	decide_name(p, "api.allowed.test", DNS_TYPE_A, &d);
 	assert_int_equal(d.action, DNS_ACT_RESOLVE);
@@ -313,7 +303,7 @@ static void test_decide(void **state)
 static void test_map_name(void **state)
 {
 	(void)state;
-	struct policy *p = load_policy();
+	struct policy *p = tu_policy_load(POLICY);
 	struct dns_map *m = dns_map_new();
 	struct sockaddr_storage ss;
 	memset(&ss, 0, sizeof(ss));
@@ -415,7 +405,7 @@ static int live_setup(void **state)
 	assert_non_null(l);
 	signal(SIGPIPE, SIG_IGN);
 	pthread_mutex_init(&l->mu, NULL);
-	l->policy = load_policy();
+	l->policy = tu_policy_load(POLICY);
 	l->fds.tcp = bound(SOCK_STREAM, &l->cap_port);
 	l->fds.dns_udp = bound(SOCK_DGRAM, &l->udp_port);
 	l->fds.dns_tcp = bound(SOCK_STREAM, &l->dns_tcp_port);

@@ -32,8 +32,8 @@
 
 #include "policy/policy.h"
 #include "proxy/proxy.h"
-
-#define IO_TIMEOUT_S 15
+#include "tests/unit/support/harness.h"
+#include "tests/unit/support/net.h"
 
 /* ---- upstream servers (blocking, one connection at a time) ---- */
 
@@ -54,60 +54,13 @@ struct upstream {
 	bool source_finished;
 };
 
-static int listen_loopback(uint16_t *port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(fd >= 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	socklen_t len = sizeof(sa);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(listen(fd, 16), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	*port = ntohs(sa.sin_port);
-	return fd;
-}
-
-static void set_timeouts(int fd, int seconds)
-{
-	struct timeval tv = { .tv_sec = seconds };
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
-
-static bool send_all(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-	while (n > 0) {
-		ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
-		if (w <= 0)
-			return false;
-		c += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
-static void serve_echo(int fd)
-{
-	char buf[16384];
-	for (;;) {
-		ssize_t n = recv(fd, buf, sizeof(buf), 0);
-		if (n <= 0)
-			break;
-		if (!send_all(fd, buf, (size_t)n))
-			break;
-	}
-	shutdown(fd, SHUT_WR);
-}
-
 /* Read one request (head + Content-Length body), then keep reading for a
  * short while so anything forwarded after it is recorded too. */
 static void serve_http(struct upstream *u, int fd)
 {
 	char buf[65536];
 	size_t len = 0;
-	set_timeouts(fd, 1);
+	tu_set_timeouts(fd, 1);
 	for (;;) {
 		ssize_t n = recv(fd, buf + len, sizeof(buf) - len, 0);
 		if (n <= 0)
@@ -139,7 +92,7 @@ static void serve_http(struct upstream *u, int fd)
 	u->last_len = len;
 	pthread_mutex_unlock(&u->mu);
 	static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
-	send_all(fd, resp, sizeof(resp) - 1);
+	tu_send_all(fd, resp, sizeof(resp) - 1);
 }
 
 /* Write as much as possible; stop when a send blocks for 2 s. */
@@ -172,9 +125,9 @@ static void *upstream_main(void *arg)
 		pthread_mutex_lock(&u->mu);
 		u->n_accepted++;
 		pthread_mutex_unlock(&u->mu);
-		set_timeouts(fd, IO_TIMEOUT_S);
+		tu_set_timeouts(fd, TU_IO_TIMEOUT_S);
 		if (u->mode == UP_ECHO)
-			serve_echo(fd);
+			tu_echo_until_eof(fd);
 		else if (u->mode == UP_SOURCE)
 			serve_source(u, fd);
 		else
@@ -189,7 +142,7 @@ static void upstream_start(struct upstream *u, enum upstream_mode mode)
 	memset(u, 0, sizeof(*u));
 	u->mode = mode;
 	pthread_mutex_init(&u->mu, NULL);
-	u->fd = listen_loopback(&u->port);
+	u->fd = tu_listen_loopback(&u->port);
 	assert_int_equal(pthread_create(&u->thread, NULL, upstream_main, u), 0);
 }
 
@@ -204,89 +157,21 @@ static void upstream_stop(struct upstream *u)
 /* ---- proxy on a loop thread ---- */
 
 struct world {
-	uv_loop_t loop;
-	uv_async_t stop_async;
-	uv_async_t call_async;   /* run call_fn(call_arg) on the loop thread */
-	void (*call_fn)(struct world *w, void *arg);
-	void *call_arg;
-	uv_sem_t call_done;
-	pthread_t thread;
+	struct tu_proxy_thread pt;
 	struct proxy *px;        /* test_allow_loopback_upstream = true */
 	struct proxy *px_strict; /* production settings */
 	uint16_t port, strict_port;
 	struct policy *policy;
 	struct upstream echo, http, source;
 	uint16_t closed_port;    /* nothing listens here */
-	pthread_mutex_t mu;
-	char audit[1 << 16];
-	size_t audit_len;
-	int stopped;
 	int open_fds[4];         /* client sockets left open across proxy_stop */
 	size_t n_open_fds;
 };
 
-static void on_audit(void *ud, const char *line)
-{
-	struct world *w = ud;
-	pthread_mutex_lock(&w->mu);
-	size_t n = strlen(line);
-	if (w->audit_len + n + 2 < sizeof(w->audit)) {
-		memcpy(w->audit + w->audit_len, line, n);
-		w->audit_len += n;
-		w->audit[w->audit_len++] = '\n';
-		w->audit[w->audit_len] = '\0';
-	}
-	pthread_mutex_unlock(&w->mu);
-}
-
-static void on_log(void *ud, int level, const char *msg)
-{
-	if (getenv("PROXY_TEST_VERBOSE") != NULL)
-		fprintf(stderr, "[proxy %d] %s\n", level, msg);
-}
-
-static void on_proxy_done(void *arg)
-{
-	struct world *w = arg;
-	w->stopped++;
-}
-
-static void on_stop_async(uv_async_t *a)
-{
-	struct world *w = a->data;
-	proxy_stop(w->px, on_proxy_done, w);
-	proxy_stop(w->px_strict, on_proxy_done, w);
-	uv_close((uv_handle_t *)a, NULL);
-	uv_close((uv_handle_t *)&w->call_async, NULL);
-}
-
-static void on_call_async(uv_async_t *a)
-{
-	struct world *w = a->data;
-	w->call_fn(w, w->call_arg);
-	uv_sem_post(&w->call_done);
-}
-
-/* Run fn on the loop thread and wait for it (proxy calls are not thread-safe). */
-static void run_on_loop(struct world *w, void (*fn)(struct world *, void *), void *arg)
-{
-	w->call_fn = fn;
-	w->call_arg = arg;
-	assert_int_equal(uv_async_send(&w->call_async), 0);
-	uv_sem_wait(&w->call_done);
-}
-
-static void *loop_main(void *arg)
-{
-	struct world *w = arg;
-	uv_run(&w->loop, UV_RUN_DEFAULT);
-	return NULL;
-}
-
 static uint16_t unused_port(void)
 {
 	uint16_t port;
-	int fd = listen_loopback(&port);
+	int fd = tu_listen_loopback(&port);
 	close(fd);
 	return port;
 }
@@ -310,63 +195,41 @@ static struct policy *make_policy(const struct world *w)
 		 "      - { path: /usr/bin/curl }\n",
 		 (unsigned)w->echo.port, (unsigned)w->http.port, (unsigned)w->closed_port,
 		 (unsigned)w->source.port);
-	struct policy_errors errs = { 0 };
-	struct policy *p = policy_load_buffer(yaml, strlen(yaml), "<test>", &errs);
-	if (p == NULL) {
-		for (size_t i = 0; i < errs.n; i++)
-			fprintf(stderr, "%s\n", errs.msgs[i]);
-		policy_errors_free(&errs);
-	}
-	return p;
+	return tu_policy_load(yaml);
 }
 
 static int setup(void **state)
 {
 	struct world *w = calloc(1, sizeof(*w));
 	assert_non_null(w);
-	pthread_mutex_init(&w->mu, NULL);
 	upstream_start(&w->echo, UP_ECHO);
 	upstream_start(&w->http, UP_HTTP);
 	upstream_start(&w->source, UP_SOURCE);
 	w->closed_port = unused_port();
 	w->policy = make_policy(w);
-	assert_non_null(w->policy);
-	assert_int_equal(uv_loop_init(&w->loop), 0);
+	tu_pt_init(&w->pt);
 	struct proxy_config cfg = {
 		.listen_ip = "127.0.0.1",
 		.listen_port = 0,
-		.hooks = { .audit = on_audit, .log = on_log, .ud = w },
+		.hooks = { .audit = tu_audit_hook, .log = tu_log_hook, .ud = &w->pt },
 		.test_allow_loopback_upstream = true,
 	};
-	char err[256];
-	w->px = proxy_start(&w->loop, &cfg, w->policy, err, sizeof(err));
-	assert_non_null(w->px);
+	w->px = tu_pt_start(&w->pt, &cfg, w->policy);
 	w->port = proxy_listen_port(w->px);
 	cfg.test_allow_loopback_upstream = false;
-	w->px_strict = proxy_start(&w->loop, &cfg, w->policy, err, sizeof(err));
-	assert_non_null(w->px_strict);
+	w->px_strict = tu_pt_start(&w->pt, &cfg, w->policy);
 	w->strict_port = proxy_listen_port(w->px_strict);
-	assert_int_equal(uv_async_init(&w->loop, &w->stop_async, on_stop_async), 0);
-	w->stop_async.data = w;
-	assert_int_equal(uv_async_init(&w->loop, &w->call_async, on_call_async), 0);
-	w->call_async.data = w;
-	assert_int_equal(uv_sem_init(&w->call_done, 0), 0);
-	assert_int_equal(pthread_create(&w->thread, NULL, loop_main, w), 0);
+	tu_pt_run(&w->pt);
 	*state = w;
 	return 0;
 }
 
-static char *read_all(int fd, size_t *out_len);
-
 static int teardown(void **state)
 {
 	struct world *w = *state;
-	uv_async_send(&w->stop_async);
-	pthread_join(w->thread, NULL);
-	assert_int_equal(w->stopped, 2);
-	assert_int_equal(uv_loop_close(&w->loop), 0); /* every handle closed */
+	tu_pt_stop(&w->pt);
 	for (size_t i = 0; i < w->n_open_fds; i++) {
-		char *rest = read_all(w->open_fds[i], NULL); /* proxy_stop closed them */
+		char *rest = tu_read_all(w->open_fds[i], NULL); /* proxy_stop closed them */
 		free(rest);
 		close(w->open_fds[i]);
 	}
@@ -374,92 +237,16 @@ static int teardown(void **state)
 	upstream_stop(&w->http);
 	upstream_stop(&w->source);
 	policy_free(w->policy);
-	uv_sem_destroy(&w->call_done);
-	pthread_mutex_destroy(&w->mu);
 	free(w);
 	return 0;
 }
 
 /* ---- client helpers ---- */
 
-static int dial(uint16_t port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(fd >= 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	set_timeouts(fd, IO_TIMEOUT_S);
-	return fd;
-}
-
-/* Read until EOF (or error / timeout); returns a NUL-terminated malloc'd buffer. */
-static char *read_all(int fd, size_t *out_len)
-{
-	size_t cap = 1 << 16, len = 0;
-	char *buf = malloc(cap + 1);
-	assert_non_null(buf);
-	for (;;) {
-		if (len == cap) {
-			cap *= 2;
-			buf = realloc(buf, cap + 1);
-			assert_non_null(buf);
-		}
-		ssize_t n = recv(fd, buf + len, cap - len, 0);
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
-	buf[len] = '\0';
-	if (out_len)
-		*out_len = len;
-	return buf;
-}
-
-static size_t read_exact(int fd, char *buf, size_t n)
-{
-	size_t got = 0;
-	while (got < n) {
-		ssize_t r = recv(fd, buf + got, n - got, 0);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	return got;
-}
-
-/* Send a request, read the whole response until the proxy closes. */
-static char *exchange(uint16_t port, const char *req, size_t req_len)
-{
-	int fd = dial(port);
-	assert_true(send_all(fd, req, req_len));
-	char *resp = read_all(fd, NULL);
-	close(fd);
-	return resp;
-}
-
-static char *exchange_str(uint16_t port, const char *req)
-{
-	return exchange(port, req, strlen(req));
-}
-
-static bool audit_has(struct world *w, const char *needle)
-{
-	pthread_mutex_lock(&w->mu);
-	bool found = strstr(w->audit, needle) != NULL;
-	pthread_mutex_unlock(&w->mu);
-	return found;
-}
-
 #define assert_starts_with(s, prefix) \
 	do { \
 		if (strncmp((s), (prefix), strlen(prefix)) != 0) \
 			fail_msg("expected prefix %s, got: %.200s", (prefix), (s)); \
-	} while (0)
-#define assert_contains(s, needle) \
-	do { \
-		if (strstr((s), (needle)) == NULL) \
-			fail_msg("expected %s in: %.600s", (needle), (s)); \
 	} while (0)
 
 /* ---- tests ---- */
@@ -467,28 +254,28 @@ static bool audit_has(struct world *w, const char *needle)
 static void test_connect_relay_with_early_data(void **state)
 {
 	struct world *w = *state;
-	int fd = dial(w->port);
+	int fd = tu_dial_loopback(w->port);
 	char req[256];
 	int n = snprintf(req, sizeof(req),
 			 "CONNECT 127.0.0.1:%u HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\nhello",
 			 (unsigned)w->echo.port, (unsigned)w->echo.port);
-	assert_true(send_all(fd, req, (size_t)n));
+	assert_true(tu_send_all(fd, req, (size_t)n));
 	static const char ok[] = "HTTP/1.1 200 Connection Established\r\n\r\n";
 	char buf[256];
-	assert_int_equal(read_exact(fd, buf, sizeof(ok) - 1 + 5), sizeof(ok) - 1 + 5);
+	assert_int_equal(tu_read_exact(fd, buf, sizeof(ok) - 1 + 5), sizeof(ok) - 1 + 5);
 	assert_memory_equal(buf, ok, sizeof(ok) - 1);
 	assert_memory_equal(buf + sizeof(ok) - 1, "hello", 5); /* early bytes kept */
-	assert_true(send_all(fd, "world", 5));
-	assert_int_equal(read_exact(fd, buf, 5), 5);
+	assert_true(tu_send_all(fd, "world", 5));
+	assert_int_equal(tu_read_exact(fd, buf, 5), 5);
 	assert_memory_equal(buf, "world", 5);
 	/* Half-close: our EOF reaches the echo server, which closes; we get EOF. */
 	shutdown(fd, SHUT_WR);
-	char *rest = read_all(fd, NULL);
+	char *rest = tu_read_all(fd, NULL);
 	assert_string_equal(rest, "");
 	free(rest);
 	close(fd);
-	assert_true(audit_has(w, "\"action\":\"allow\""));
-	assert_true(audit_has(w, "\"class_uid\":4001"));
+	assert_true(tu_pt_audit_has(&w->pt, "\"action\":\"allow\""));
+	assert_true(tu_pt_audit_has(&w->pt, "\"class_uid\":4001"));
 }
 
 struct bulk_writer {
@@ -509,7 +296,7 @@ static void *bulk_write(void *arg)
 		size_t n = b->total - off < sizeof(buf) ? b->total - off : sizeof(buf);
 		for (size_t i = 0; i < n; i++)
 			buf[i] = bulk_byte(off + i);
-		if (!send_all(b->fd, buf, n))
+		if (!tu_send_all(b->fd, buf, n))
 			break;
 		off += n;
 	}
@@ -520,19 +307,19 @@ static void *bulk_write(void *arg)
 static void test_connect_bulk_integrity(void **state)
 {
 	struct world *w = *state;
-	int fd = dial(w->port);
+	int fd = tu_dial_loopback(w->port);
 	char req[128];
 	int n = snprintf(req, sizeof(req), "CONNECT 127.0.0.1:%u HTTP/1.1\r\n\r\n",
 			 (unsigned)w->echo.port);
-	assert_true(send_all(fd, req, (size_t)n));
+	assert_true(tu_send_all(fd, req, (size_t)n));
 	static const char ok[] = "HTTP/1.1 200 Connection Established\r\n\r\n";
 	char hdr[sizeof(ok)];
-	assert_int_equal(read_exact(fd, hdr, sizeof(ok) - 1), sizeof(ok) - 1);
+	assert_int_equal(tu_read_exact(fd, hdr, sizeof(ok) - 1), sizeof(ok) - 1);
 	struct bulk_writer b = { .fd = fd, .total = 8u << 20 };
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, bulk_write, &b), 0);
 	size_t len = 0;
-	char *data = read_all(fd, &len);
+	char *data = tu_read_all(fd, &len);
 	pthread_join(t, NULL);
 	assert_int_equal(len, b.total);
 	for (size_t i = 0; i < len; i++)
@@ -547,14 +334,14 @@ static void test_connect_bulk_integrity(void **state)
 static void test_connect_backpressure(void **state)
 {
 	struct world *w = *state;
-	int fd = dial(w->port);
+	int fd = tu_dial_loopback(w->port);
 	char req[128];
 	int n = snprintf(req, sizeof(req), "CONNECT 127.0.0.1:%u HTTP/1.1\r\n\r\n",
 			 (unsigned)w->source.port);
-	assert_true(send_all(fd, req, (size_t)n));
+	assert_true(tu_send_all(fd, req, (size_t)n));
 	static const char ok[] = "HTTP/1.1 200 Connection Established\r\n\r\n";
 	char hdr[sizeof(ok)];
-	assert_int_equal(read_exact(fd, hdr, sizeof(ok) - 1), sizeof(ok) - 1);
+	assert_int_equal(tu_read_exact(fd, hdr, sizeof(ok) - 1), sizeof(ok) - 1);
 	bool finished = false;
 	size_t sent = 0;
 	for (int i = 0; i < 100 && !finished; i++) { /* up to 10 s */
@@ -577,7 +364,7 @@ static void test_connect_backpressure(void **state)
 static void test_connect_policy_denied(void **state)
 {
 	struct world *w = *state;
-	char *r = exchange_str(w->port, "CONNECT Denied.Example.com:443 HTTP/1.1\r\n\r\n");
+	char *r = tu_exchange_str(w->port, "CONNECT Denied.Example.com:443 HTTP/1.1\r\n\r\n");
 	assert_starts_with(r, "HTTP/1.1 403 Forbidden\r\n");
 	assert_contains(r, "Content-Type: application/json\r\n");
 	assert_contains(r, "Connection: close\r\n");
@@ -594,8 +381,8 @@ static void test_connect_policy_denied(void **state)
 	assert_non_null(body);
 	assert_int_equal(strtoul(cl + 16, NULL, 10), strlen(body + 4));
 	free(r);
-	assert_true(audit_has(w, "\"hostname\":\"denied.example.com\""));
-	assert_true(audit_has(w, "\"disposition\":\"Blocked\""));
+	assert_true(tu_pt_audit_has(&w->pt, "\"hostname\":\"denied.example.com\""));
+	assert_true(tu_pt_audit_has(&w->pt, "\"disposition\":\"Blocked\""));
 }
 
 static void test_ssrf_loopback_refused_without_test_flag(void **state)
@@ -606,7 +393,7 @@ static void test_ssrf_loopback_refused_without_test_flag(void **state)
 	pthread_mutex_lock(&w->echo.mu);
 	int before = w->echo.n_accepted;
 	pthread_mutex_unlock(&w->echo.mu);
-	char *r = exchange_str(w->strict_port, req);
+	char *r = tu_exchange_str(w->strict_port, req);
 	assert_starts_with(r, "HTTP/1.1 403 Forbidden\r\n");
 	assert_contains(r, "\"error\":\"ssrf_denied\"");
 	assert_contains(r, "127.0.0.1");
@@ -621,12 +408,12 @@ static void test_ssrf_loopback_refused_without_test_flag(void **state)
 static void test_ssrf_internal_refused(void **state)
 {
 	struct world *w = *state;
-	char *r = exchange_str(w->port, "CONNECT 10.0.0.1:443 HTTP/1.1\r\n\r\n");
+	char *r = tu_exchange_str(w->port, "CONNECT 10.0.0.1:443 HTTP/1.1\r\n\r\n");
 	assert_starts_with(r, "HTTP/1.1 403 Forbidden\r\n");
 	assert_contains(r, "\"error\":\"ssrf_denied\"");
 	assert_contains(r, "CONNECT 10.0.0.1:443 blocked: address 10.0.0.1 is internal");
 	free(r);
-	assert_true(audit_has(w, "\"type\":\"ssrf\""));
+	assert_true(tu_pt_audit_has(&w->pt, "\"type\":\"ssrf\""));
 }
 
 static void test_forward_rewrite_and_pipelining(void **state)
@@ -645,7 +432,7 @@ static void test_forward_rewrite_and_pipelining(void **state)
 			 "\r\n"
 			 "bodyGET http://127.0.0.1:%u/blocked HTTP/1.1\r\n\r\n",
 			 (unsigned)w->http.port, (unsigned)w->http.port);
-	char *r = exchange(w->port, req, (size_t)n);
+	char *r = tu_exchange(w->port, req, (size_t)n);
 	assert_starts_with(r, "HTTP/1.1 200 OK\r\n");
 	assert_contains(r, "\r\n\r\nok");
 	free(r);
@@ -674,15 +461,15 @@ static void test_forward_rewrite_and_pipelining(void **state)
 static void test_forward_body_split_across_reads(void **state)
 {
 	struct world *w = *state;
-	int fd = dial(w->port);
+	int fd = tu_dial_loopback(w->port);
 	char req[512];
 	int n = snprintf(req, sizeof(req),
 			 "PUT http://127.0.0.1:%u/up HTTP/1.1\r\nContent-Length: 10\r\n\r\n01234",
 			 (unsigned)w->http.port);
-	assert_true(send_all(fd, req, (size_t)n));
+	assert_true(tu_send_all(fd, req, (size_t)n));
 	usleep(100 * 1000);
-	assert_true(send_all(fd, "56789EXTRA", 10));
-	char *r = read_all(fd, NULL);
+	assert_true(tu_send_all(fd, "56789EXTRA", 10));
+	char *r = tu_read_all(fd, NULL);
 	close(fd);
 	assert_starts_with(r, "HTTP/1.1 200 OK\r\n");
 	free(r);
@@ -708,18 +495,18 @@ static void last_upstream_request(struct world *w, char *got, size_t cap)
 static void test_forward_chunked_body(void **state)
 {
 	struct world *w = *state;
-	int fd = dial(w->port);
+	int fd = tu_dial_loopback(w->port);
 	char req[512];
 	int n = snprintf(req, sizeof(req),
 			 "POST http://127.0.0.1:%u/c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
 			 "4\r\nbo",
 			 (unsigned)w->http.port);
-	assert_true(send_all(fd, req, (size_t)n));
+	assert_true(tu_send_all(fd, req, (size_t)n));
 	usleep(100 * 1000);
 	static const char rest[] = "dy\r\n3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\n"
 				   "GET http://127.0.0.1/blocked HTTP/1.1\r\n\r\n";
-	assert_true(send_all(fd, rest, sizeof(rest) - 1));
-	char *r = read_all(fd, NULL);
+	assert_true(tu_send_all(fd, rest, sizeof(rest) - 1));
+	char *r = tu_read_all(fd, NULL);
 	close(fd);
 	assert_starts_with(r, "HTTP/1.1 200 OK\r\n");
 	free(r);
@@ -736,17 +523,17 @@ static void test_forward_chunked_body(void **state)
 static void test_forward_chunked_invalid_midstream(void **state)
 {
 	struct world *w = *state;
-	int fd = dial(w->port);
+	int fd = tu_dial_loopback(w->port);
 	char req[512];
 	int n = snprintf(req, sizeof(req),
 			 "POST http://127.0.0.1:%u/c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
 			 "4\r\nbody\r\n",
 			 (unsigned)w->http.port);
-	assert_true(send_all(fd, req, (size_t)n));
+	assert_true(tu_send_all(fd, req, (size_t)n));
 	usleep(100 * 1000);
 	static const char bad[] = "4\nbody\r\n0\r\n\r\n"; /* bare LF */
-	assert_true(send_all(fd, bad, sizeof(bad) - 1));
-	char *r = read_all(fd, NULL);
+	assert_true(tu_send_all(fd, bad, sizeof(bad) - 1));
+	char *r = tu_read_all(fd, NULL);
 	close(fd);
 	assert_string_equal(r, ""); /* connection closed, nothing relayed back */
 	free(r);
@@ -755,15 +542,15 @@ static void test_forward_chunked_invalid_midstream(void **state)
 static void test_forward_errors(void **state)
 {
 	struct world *w = *state;
-	char *r = exchange_str(w->port, "GET https://target.example/private HTTP/1.1\r\n\r\n");
+	char *r = tu_exchange_str(w->port, "GET https://target.example/private HTTP/1.1\r\n\r\n");
 	assert_string_equal(r, "HTTP/1.1 400 Bad Request\r\nContent-Length: 27\r\n\r\n"
 			       "Use CONNECT for HTTPS URLs");
 	free(r);
-	r = exchange_str(w->port, "GET ftp://api.example.com/x HTTP/1.1\r\n\r\n");
+	r = tu_exchange_str(w->port, "GET ftp://api.example.com/x HTTP/1.1\r\n\r\n");
 	assert_starts_with(r, "HTTP/1.1 400 Bad Request\r\n");
 	assert_contains(r, "unsupported_proxy_scheme");
 	free(r);
-	r = exchange_str(w->port, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+	r = tu_exchange_str(w->port, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
 	assert_string_equal(r, "HTTP/1.1 400 Bad Request\r\n\r\n");
 	free(r);
 	char req[256];
@@ -771,10 +558,10 @@ static void test_forward_errors(void **state)
 		 "POST http://127.0.0.1:%u/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
 		 "4\r\nbody\r\nzz\r\n\r\n",
 		 (unsigned)w->http.port);
-	r = exchange_str(w->port, req);
+	r = tu_exchange_str(w->port, req);
 	assert_string_equal(r, "HTTP/1.1 400 Bad Request\r\n\r\n"); /* framing checked early */
 	free(r);
-	r = exchange_str(w->port, "GET http://denied.example/a/b?secret=1 HTTP/1.1\r\n\r\n");
+	r = tu_exchange_str(w->port, "GET http://denied.example/a/b?secret=1 HTTP/1.1\r\n\r\n");
 	assert_starts_with(r, "HTTP/1.1 403 Forbidden\r\n");
 	assert_contains(r, "\"detail\":\"GET denied.example:80/a/b not permitted by policy\"");
 	assert_null(strstr(r, "secret"));
@@ -796,13 +583,13 @@ static void test_malformed_heads(void **state)
 		"POST http://h/ HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		char *r = exchange_str(w->port, bad[i]);
+		char *r = tu_exchange_str(w->port, bad[i]);
 		if (strcmp(r, "HTTP/1.1 400 Bad Request\r\n\r\n") != 0)
 			fail_msg("request %zu: got %.100s", i, r);
 		free(r);
 	}
 	static const char nul[] = "GET http://h/ HTTP/1.1\r\nX: a\0b\r\n\r\n";
-	char *r = exchange(w->port, nul, sizeof(nul) - 1);
+	char *r = tu_exchange(w->port, nul, sizeof(nul) - 1);
 	assert_string_equal(r, "HTTP/1.1 400 Bad Request\r\n\r\n");
 	free(r);
 }
@@ -815,7 +602,7 @@ static void test_head_too_large(void **state)
 	assert_non_null(req);
 	memset(req, 'a', n);
 	memcpy(req, "GET http://h/ HTTP/1.1\r\nX: ", 27);
-	char *r = exchange(w->port, req, n);
+	char *r = tu_exchange(w->port, req, n);
 	assert_string_equal(r, "HTTP/1.1 431 Request Header Fields Too Large\r\n\r\n");
 	free(r);
 	free(req);
@@ -826,7 +613,7 @@ static void test_upstream_unreachable(void **state)
 	struct world *w = *state;
 	char req[128];
 	snprintf(req, sizeof(req), "CONNECT 127.0.0.1:%u HTTP/1.1\r\n\r\n", (unsigned)w->closed_port);
-	char *r = exchange_str(w->port, req);
+	char *r = tu_exchange_str(w->port, req);
 	assert_starts_with(r, "HTTP/1.1 502 Bad Gateway\r\n");
 	assert_contains(r, "\"error\":\"upstream_unreachable\"");
 	free(r);
@@ -835,7 +622,7 @@ static void test_upstream_unreachable(void **state)
 static void test_dns_failure(void **state)
 {
 	struct world *w = *state;
-	char *r = exchange_str(w->port, "CONNECT nonexistent.invalid:443 HTTP/1.1\r\n\r\n");
+	char *r = tu_exchange_str(w->port, "CONNECT nonexistent.invalid:443 HTTP/1.1\r\n\r\n");
 	/* 502 on a resolver error, 504 if the resolver does not answer in time */
 	if (strncmp(r, "HTTP/1.1 502", 12) != 0 && strncmp(r, "HTTP/1.1 504", 12) != 0)
 		fail_msg("got %.200s", r);
@@ -846,9 +633,9 @@ static void test_dns_failure(void **state)
 static void test_head_timeout(void **state)
 {
 	struct world *w = *state;
-	int fd = dial(w->port);
-	assert_true(send_all(fd, "GET http://h/ HTTP/1.1\r\n", 24));
-	char *r = read_all(fd, NULL); /* the proxy answers after PROXY_HEAD_TIMEOUT_MS */
+	int fd = tu_dial_loopback(w->port);
+	assert_true(tu_send_all(fd, "GET http://h/ HTTP/1.1\r\n", 24));
+	char *r = tu_read_all(fd, NULL); /* the proxy answers after PROXY_HEAD_TIMEOUT_MS */
 	close(fd);
 	assert_string_equal(r, "HTTP/1.1 408 Request Timeout\r\n\r\n");
 	free(r);
@@ -890,7 +677,7 @@ static void test_accept_survives_emfile(void **state)
 	int connected = victim >= 0 && connect(victim, (struct sockaddr *)&sa, sizeof(sa)) == 0;
 	ssize_t got = 1;
 	if (connected) {
-		set_timeouts(victim, IO_TIMEOUT_S);
+		tu_set_timeouts(victim, TU_IO_TIMEOUT_S);
 		char c;
 		got = recv(victim, &c, 1, 0); /* shed: EOF or reset */
 	}
@@ -904,7 +691,7 @@ static void test_accept_survives_emfile(void **state)
 	assert_true(got <= 0);
 
 	/* Back-off is at most a few hundred ms here; the next connection works. */
-	char *r = exchange_str(w->port, "GET /x HTTP/1.1\r\n\r\n");
+	char *r = tu_exchange_str(w->port, "GET /x HTTP/1.1\r\n\r\n");
 	assert_string_equal(r, "HTTP/1.1 400 Bad Request\r\n\r\n");
 	free(r);
 }
@@ -928,11 +715,11 @@ static void test_connection_cap(void **state)
 	int *fds = calloc(PROXY_MAX_CONNECTIONS, sizeof(*fds));
 	assert_non_null(fds);
 	for (size_t i = 0; i < PROXY_MAX_CONNECTIONS; i++)
-		fds[i] = dial(w->port);
+		fds[i] = tu_dial_loopback(w->port);
 	/* Wait until the proxy has accepted them all: a probe then gets 503. */
 	char *r = NULL;
 	for (int tries = 0; tries < 50; tries++) {
-		r = exchange_str(w->port, "GET /x HTTP/1.1\r\n\r\n");
+		r = tu_exchange_str(w->port, "GET /x HTTP/1.1\r\n\r\n");
 		if (strncmp(r, "HTTP/1.1 503", 12) == 0)
 			break;
 		free(r);
@@ -948,7 +735,7 @@ static void test_connection_cap(void **state)
 	/* The proxy frees the slots as it sees the clients' EOFs. */
 	r = NULL;
 	for (int tries = 0; tries < 100; tries++) {
-		r = exchange_str(w->port, "GET /x HTTP/1.1\r\n\r\n");
+		r = tu_exchange_str(w->port, "GET /x HTTP/1.1\r\n\r\n");
 		if (strcmp(r, "HTTP/1.1 400 Bad Request\r\n\r\n") == 0)
 			break;
 		free(r);
@@ -958,11 +745,6 @@ static void test_connection_cap(void **state)
 	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
 	assert_non_null(r);
 	free(r);
-}
-
-static void set_strict_policy(struct world *w, void *arg)
-{
-	proxy_set_policy(w->px_strict, arg);
 }
 
 static void test_set_policy_swaps_decisions(void **state)
@@ -975,31 +757,26 @@ static void test_set_policy_swaps_decisions(void **state)
 		policy_errors_free(&errs);
 		skip();
 	}
-	run_on_loop(w, set_strict_policy, empty);
+	tu_pt_set_policy(&w->pt, w->px_strict, empty);
 	char req[128];
 	snprintf(req, sizeof(req), "CONNECT 127.0.0.1:%u HTTP/1.1\r\n\r\n", (unsigned)w->echo.port);
-	char *r = exchange_str(w->strict_port, req);
+	char *r = tu_exchange_str(w->strict_port, req);
 	assert_contains(r, "\"error\":\"policy_denied\""); /* no longer ssrf: denied first */
 	free(r);
-	run_on_loop(w, set_strict_policy, w->policy);
+	tu_pt_set_policy(&w->pt, w->px_strict, w->policy);
 	policy_free(empty);
-}
-
-static void set_loop_policy(struct world *w, void *arg)
-{
-	proxy_set_policy(w->px, arg);
 }
 
 static int open_echo_tunnel(struct world *w)
 {
-	int fd = dial(w->port);
+	int fd = tu_dial_loopback(w->port);
 	char req[128];
 	int n = snprintf(req, sizeof(req), "CONNECT 127.0.0.1:%u HTTP/1.1\r\n\r\n",
 			 (unsigned)w->echo.port);
-	assert_true(send_all(fd, req, (size_t)n));
+	assert_true(tu_send_all(fd, req, (size_t)n));
 	static const char ok[] = "HTTP/1.1 200 Connection Established\r\n\r\n";
 	char buf[sizeof(ok)];
-	assert_int_equal(read_exact(fd, buf, sizeof(ok) - 1), sizeof(ok) - 1);
+	assert_int_equal(tu_read_exact(fd, buf, sizeof(ok) - 1), sizeof(ok) - 1);
 	assert_memory_equal(buf, ok, sizeof(ok) - 1);
 	return fd;
 }
@@ -1007,7 +784,7 @@ static int open_echo_tunnel(struct world *w)
 static bool tunnel_echoes(int fd)
 {
 	char buf[4];
-	return send_all(fd, "ping", 4) && read_exact(fd, buf, 4) == 4 &&
+	return tu_send_all(fd, "ping", 4) && tu_read_exact(fd, buf, 4) == 4 &&
 	       memcmp(buf, "ping", 4) == 0;
 }
 
@@ -1023,7 +800,7 @@ static void test_reload_closes_tunnels_it_no_longer_allows(void **state)
 
 	struct policy *same = make_policy(w);
 	assert_non_null(same);
-	run_on_loop(w, set_loop_policy, same);
+	tu_pt_set_policy(&w->pt, w->px, same);
 	assert_true(tunnel_echoes(fd)); /* still allowed: untouched */
 
 	const char *yaml = "version: 1\nnetwork_policies:\n  other:\n    endpoints:\n"
@@ -1032,20 +809,20 @@ static void test_reload_closes_tunnels_it_no_longer_allows(void **state)
 	struct policy *other = policy_load_buffer(yaml, strlen(yaml), "<other>", &errs);
 	policy_errors_free(&errs);
 	assert_non_null(other);
-	run_on_loop(w, set_loop_policy, other);
+	tu_pt_set_policy(&w->pt, w->px, other);
 	policy_free(same);
 	char buf[8];
-	set_timeouts(fd, 3);
+	tu_set_timeouts(fd, 3);
 	errno = 0;
 	ssize_t r = recv(fd, buf, sizeof(buf), 0);
 	if (!(r == 0 || (r < 0 && errno == ECONNRESET)))
 		fail_msg("tunnel not closed by the reload: recv %zd, %s", r, strerror(errno));
 	close(fd);
-	assert_true(audit_has(w, "no longer allowed"));
+	assert_true(tu_pt_audit_has(&w->pt, "no longer allowed"));
 
 	/* A tunnel opened under `other` to a port it allows would be kept; the
 	 * original policy comes back for the next tests. */
-	run_on_loop(w, set_loop_policy, w->policy);
+	tu_pt_set_policy(&w->pt, w->px, w->policy);
 	policy_free(other);
 	fd = open_echo_tunnel(w);
 	assert_true(tunnel_echoes(fd));
@@ -1060,14 +837,14 @@ static void test_reload_closes_tunnels_it_no_longer_allows(void **state)
 	struct policy *l7 = policy_load_buffer(l7yaml, strlen(l7yaml), "<l7>", &errs);
 	policy_errors_free(&errs);
 	assert_non_null(l7);
-	run_on_loop(w, set_loop_policy, l7);
-	set_timeouts(fd, 3);
+	tu_pt_set_policy(&w->pt, w->px, l7);
+	tu_set_timeouts(fd, 3);
 	errno = 0;
 	r = recv(fd, buf, sizeof(buf), 0);
 	if (!(r == 0 || (r < 0 && errno == ECONNRESET)))
 		fail_msg("raw tunnel kept under L7 rules: recv %zd, %s", r, strerror(errno));
 	close(fd);
-	run_on_loop(w, set_loop_policy, w->policy);
+	tu_pt_set_policy(&w->pt, w->px, w->policy);
 	policy_free(l7);
 	fd = open_echo_tunnel(w);
 	assert_true(tunnel_echoes(fd));
@@ -1090,12 +867,12 @@ static void test_forward_l7_rules_hold_with_tls_skip(void **state)
 		fprintf(stderr, "%s\n", errs.msgs[i]);
 	policy_errors_free(&errs);
 	assert_non_null(ro);
-	run_on_loop(w, set_loop_policy, ro);
+	tu_pt_set_policy(&w->pt, w->px, ro);
 	char req[256];
 	snprintf(req, sizeof(req), "DELETE http://127.0.0.1:%u/x HTTP/1.1\r\nHost: x\r\n\r\n",
 		 (unsigned)w->http.port);
-	char *r = exchange_str(w->port, req);
-	run_on_loop(w, set_loop_policy, w->policy);
+	char *r = tu_exchange_str(w->port, req);
+	tu_pt_set_policy(&w->pt, w->px, w->policy);
 	policy_free(ro);
 	assert_starts_with(r, "HTTP/1.1 403");
 	assert_contains(r, "policy_denied");
@@ -1107,17 +884,17 @@ static void test_forward_l7_rules_hold_with_tls_skip(void **state)
 static void test_stop_with_open_connections(void **state)
 {
 	struct world *w = *state;
-	int fd = dial(w->port);
+	int fd = tu_dial_loopback(w->port);
 	char req[128];
 	int n = snprintf(req, sizeof(req), "CONNECT 127.0.0.1:%u HTTP/1.1\r\n\r\n",
 			 (unsigned)w->echo.port);
-	assert_true(send_all(fd, req, (size_t)n));
+	assert_true(tu_send_all(fd, req, (size_t)n));
 	static const char ok[] = "HTTP/1.1 200 Connection Established\r\n\r\n";
 	char buf[sizeof(ok)];
-	assert_int_equal(read_exact(fd, buf, sizeof(ok) - 1), sizeof(ok) - 1);
+	assert_int_equal(tu_read_exact(fd, buf, sizeof(ok) - 1), sizeof(ok) - 1);
 	w->open_fds[w->n_open_fds++] = fd;
-	fd = dial(w->port);
-	assert_true(send_all(fd, "GET http://h/ HTTP/1.1\r\n", 24));
+	fd = tu_dial_loopback(w->port);
+	assert_true(tu_send_all(fd, "GET http://h/ HTTP/1.1\r\n", 24));
 	w->open_fds[w->n_open_fds++] = fd;
 	usleep(100 * 1000);
 }

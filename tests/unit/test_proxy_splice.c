@@ -30,100 +30,26 @@
 
 #include "policy/policy.h"
 #include "proxy/proxy.h"
+#include "tests/unit/support/harness.h"
+#include "tests/unit/support/net.h"
 
-#define IO_TIMEOUT_S 15
 #define BULK_BYTES (16u << 20)
 
 struct world {
-	uv_loop_t loop;
-	uv_async_t stop_async;
-	pthread_t thread;
+	struct tu_proxy_thread pt;
 	struct proxy *px;
 	struct policy *policy;
 	int listen_fd;           /* the upstream: the test accepts from it */
 	uint16_t port, up_port;
-	bool stopped;
 };
 
-static void set_timeouts(int fd)
-{
-	struct timeval tv = { .tv_sec = IO_TIMEOUT_S };
-	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
-	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)), 0);
-}
-
-static int listen_loopback(uint16_t *port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(fd >= 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	socklen_t len = sizeof(sa);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(listen(fd, 16), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	*port = ntohs(sa.sin_port);
-	return fd;
-}
-
-static bool send_all(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-	while (n > 0) {
-		ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
-		if (w <= 0)
-			return false;
-		c += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
-static size_t read_exact(int fd, char *buf, size_t n)
-{
-	size_t got = 0;
-	while (got < n) {
-		ssize_t r = recv(fd, buf + got, n - got, 0);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	return got;
-}
-
 /* ---- proxy on a loop thread ---- */
-
-static void on_log(void *ud, int level, const char *msg)
-{
-	if (getenv("PROXY_TEST_VERBOSE") != NULL)
-		fprintf(stderr, "[proxy %d] %s\n", level, msg);
-}
-
-static void on_proxy_done(void *arg)
-{
-	struct world *w = arg;
-	w->stopped = true;
-}
-
-static void on_stop_async(uv_async_t *a)
-{
-	struct world *w = a->data;
-	proxy_stop(w->px, on_proxy_done, w);
-	uv_close((uv_handle_t *)a, NULL);
-}
-
-static void *loop_main(void *arg)
-{
-	struct world *w = arg;
-	uv_run(&w->loop, UV_RUN_DEFAULT);
-	return NULL;
-}
 
 static int setup(void **state)
 {
 	struct world *w = calloc(1, sizeof(*w));
 	assert_non_null(w);
-	w->listen_fd = listen_loopback(&w->up_port);
+	w->listen_fd = tu_listen_loopback(&w->up_port);
 	char yaml[512];
 	snprintf(yaml, sizeof(yaml),
 		 "version: 1\n"
@@ -135,23 +61,17 @@ static int setup(void **state)
 		 "    binaries:\n"
 		 "      - { path: /usr/bin/curl }\n",
 		 (unsigned)w->up_port);
-	struct policy_errors errs = { 0 };
-	w->policy = policy_load_buffer(yaml, strlen(yaml), "<test>", &errs);
-	assert_non_null(w->policy);
-	assert_int_equal(uv_loop_init(&w->loop), 0);
+	w->policy = tu_policy_load(yaml);
+	tu_pt_init(&w->pt);
 	struct proxy_config cfg = {
 		.listen_ip = "127.0.0.1",
 		.listen_port = 0,
-		.hooks = { .log = on_log, .ud = w },
+		.hooks = { .log = tu_log_hook, .ud = &w->pt },
 		.test_allow_loopback_upstream = true,
 	};
-	char err[256];
-	w->px = proxy_start(&w->loop, &cfg, w->policy, err, sizeof(err));
-	assert_non_null(w->px);
+	w->px = tu_pt_start(&w->pt, &cfg, w->policy);
 	w->port = proxy_listen_port(w->px);
-	assert_int_equal(uv_async_init(&w->loop, &w->stop_async, on_stop_async), 0);
-	w->stop_async.data = w;
-	assert_int_equal(pthread_create(&w->thread, NULL, loop_main, w), 0);
+	tu_pt_run(&w->pt);
 	*state = w;
 	return 0;
 }
@@ -159,10 +79,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct world *w = *state;
-	uv_async_send(&w->stop_async);
-	pthread_join(w->thread, NULL);
-	assert_true(w->stopped);
-	assert_int_equal(uv_loop_close(&w->loop), 0); /* every handle closed */
+	tu_pt_stop(&w->pt);
 	close(w->listen_fd);
 	policy_free(w->policy);
 	free(w);
@@ -173,23 +90,18 @@ static int teardown(void **state)
  * upstream connection the proxy dialed. */
 static void open_tunnel(struct world *w, int *client, int *server)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(fd >= 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(w->port) };
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	set_timeouts(fd);
+	int fd = tu_dial_loopback(w->port);
 	char req[128];
 	int n = snprintf(req, sizeof(req), "CONNECT 127.0.0.1:%u HTTP/1.1\r\n\r\n",
 			 (unsigned)w->up_port);
-	assert_true(send_all(fd, req, (size_t)n));
+	assert_true(tu_send_all(fd, req, (size_t)n));
 	static const char ok[] = "HTTP/1.1 200 Connection Established\r\n\r\n";
 	char hdr[sizeof(ok)];
-	assert_int_equal(read_exact(fd, hdr, sizeof(ok) - 1), sizeof(ok) - 1);
+	assert_int_equal(tu_read_exact(fd, hdr, sizeof(ok) - 1), sizeof(ok) - 1);
 	assert_memory_equal(hdr, ok, sizeof(ok) - 1);
 	int s = accept4(w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 	assert_true(s >= 0);
-	set_timeouts(s);
+	assert_int_equal(tu_set_timeouts(s, TU_IO_TIMEOUT_S), 0);
 	*client = fd;
 	*server = s;
 }
@@ -217,7 +129,7 @@ static void *write_pattern(void *arg)
 		size_t n = wr->total - off < sizeof(buf) ? wr->total - off : sizeof(buf);
 		for (size_t i = 0; i < n; i++)
 			buf[i] = pattern(wr->seed, off + i);
-		wr->ok = send_all(wr->fd, buf, n);
+		wr->ok = tu_send_all(wr->fd, buf, n);
 		off += n;
 	}
 	return NULL;
@@ -231,7 +143,7 @@ static bool read_pattern(int fd, unsigned seed, size_t total)
 	size_t off = 0;
 	while (off < total) {
 		size_t want = total - off < sizeof(buf) ? total - off : sizeof(buf);
-		size_t got = read_exact(fd, buf, want);
+		size_t got = tu_read_exact(fd, buf, want);
 		for (size_t i = 0; i < got; i++)
 			if ((unsigned char)buf[i] != pattern(seed, off + i)) {
 				fprintf(stderr, "byte %zu differs\n", off + i);
@@ -275,9 +187,9 @@ static void test_both_ways_then_client_half_close(void **state)
 
 	assert_int_equal(shutdown(cl, SHUT_WR), 0);
 	assert_true(at_eof(sv));
-	assert_true(send_all(sv, "after", 5));
+	assert_true(tu_send_all(sv, "after", 5));
 	char buf[8];
-	assert_int_equal(read_exact(cl, buf, 5), 5);
+	assert_int_equal(tu_read_exact(cl, buf, 5), 5);
 	assert_memory_equal(buf, "after", 5);
 	assert_int_equal(shutdown(sv, SHUT_WR), 0);
 	assert_true(at_eof(cl));
@@ -316,9 +228,9 @@ static void test_reset_ends_tunnel(void **state)
 	struct world *w = *state;
 	int cl, sv;
 	open_tunnel(w, &cl, &sv);
-	assert_true(send_all(cl, "ping", 4));
+	assert_true(tu_send_all(cl, "ping", 4));
 	char buf[4];
-	assert_int_equal(read_exact(sv, buf, 4), 4);
+	assert_int_equal(tu_read_exact(sv, buf, 4), 4);
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 	assert_int_equal(setsockopt(sv, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
 	close(sv);
@@ -380,11 +292,11 @@ static void test_blocked_direction_holds_one_pipe(void **state)
 	assert_int_equal(count_pipes(), base + 2);
 	char *buf = malloc(sent);
 	assert_non_null(buf);
-	assert_int_equal(read_exact(cl, buf, sent), sent);
+	assert_int_equal(tu_read_exact(cl, buf, sent), sent);
 	free(buf);
-	assert_true(send_all(sv, "x", 1)); /* a round trip: the proxy is past the drain */
+	assert_true(tu_send_all(sv, "x", 1)); /* a round trip: the proxy is past the drain */
 	char c;
-	assert_int_equal(read_exact(cl, &c, 1), 1);
+	assert_int_equal(tu_read_exact(cl, &c, 1), 1);
 
 	int cl2, sv2;
 	open_tunnel(w, &cl2, &sv2);

@@ -17,6 +17,7 @@
 #include "policy/policy.h"
 #include "proxy/proxy.h"
 #include "proxy/reserved.h"
+#include "tests/unit/support/harness.h"
 
 static const char POLICY[] =
 	"version: 1\n"
@@ -38,20 +39,9 @@ static const char POLICY[] =
 	"      - host: bare.openshell.test\n"
 	"        port: 443\n";
 
-static struct policy *load_policy(void)
-{
-	struct policy_errors errs = { 0 };
-	struct policy *p = policy_load_buffer(POLICY, sizeof(POLICY) - 1, "<test>", &errs);
-	if (p == NULL && errs.n > 0)
-		fail_msg("%s", errs.msgs[0]);
-	policy_errors_free(&errs);
-	assert_non_null(p);
-	return p;
-}
-
 static void alias_needs_exact_host_and_declared_port(void **state)
 {
-	struct policy *p = load_policy();
+	struct policy *p = tu_policy_load(POLICY);
 	assert_true(reserved_is_alias("host.openshell.internal"));
 	assert_true(reserved_is_alias("HOST.openshell.internal"));
 	assert_false(reserved_is_alias("host.openshell.internal.evil"));
@@ -67,7 +57,7 @@ static void alias_needs_exact_host_and_declared_port(void **state)
 
 static void tool_calls_default_deny(void **state)
 {
-	struct policy *p = load_policy();
+	struct policy *p = tu_policy_load(POLICY);
 	struct policy_l7_result r;
 	reserved_tool_evaluate(p, "tools.openshell.internal", 443, "POST", "/v1/tools/echo/x",
 			       NULL, &r);

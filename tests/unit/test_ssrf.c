@@ -13,25 +13,11 @@
 
 #include "policy/policy.h"
 #include "proxy/ssrf.h"
-
-static struct sockaddr_storage sa_of(const char *ip)
-{
-	struct sockaddr_storage ss;
-	memset(&ss, 0, sizeof(ss));
-	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-	if (inet_pton(AF_INET, ip, &s4->sin_addr) == 1)
-		s4->sin_family = AF_INET;
-	else if (inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1)
-		s6->sin6_family = AF_INET6;
-	else
-		fail_msg("bad test address %s", ip);
-	return ss;
-}
+#include "tests/unit/support/net.h"
 
 static enum ssrf_class cls(const char *ip)
 {
-	struct sockaddr_storage ss = sa_of(ip);
+	struct sockaddr_storage ss = tu_sockaddr(ip);
 	const uint8_t *a = ss.ss_family == AF_INET
 				   ? (const uint8_t *)&((struct sockaddr_in *)&ss)->sin_addr
 				   : (const uint8_t *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
@@ -48,7 +34,7 @@ static bool check(const char *ip, uint16_t port, const char *const *allowed, siz
 	assert_true(n <= 8);
 	for (size_t i = 0; i < n; i++)
 		assert_int_equal(policy_cidr_parse(allowed[i], &cidrs[i]), 0);
-	struct sockaddr_storage ss = sa_of(ip);
+	struct sockaddr_storage ss = tu_sockaddr(ip);
 	return ssrf_check_address((struct sockaddr *)&ss, port, cidrs, n, NULL, why, whylen);
 }
 
@@ -151,16 +137,16 @@ static void test_blocked_beats_allowed_ips(void **state)
 	/* The policy loader rejects these entries; the classifier must still
 	 * refuse even if such a list ever reached it. */
 	struct policy_cidr all4 = { .family = AF_INET, .prefix = 0 };
-	struct sockaddr_storage ss = sa_of("127.0.0.1");
+	struct sockaddr_storage ss = tu_sockaddr("127.0.0.1");
 	assert_false(ssrf_check_address((struct sockaddr *)&ss, 80, &all4, 1, NULL, why, sizeof(why)));
-	ss = sa_of("169.254.169.254");
+	ss = tu_sockaddr("169.254.169.254");
 	assert_false(ssrf_check_address((struct sockaddr *)&ss, 80, &all4, 1, NULL, why, sizeof(why)));
-	ss = sa_of("0.0.0.0");
+	ss = tu_sockaddr("0.0.0.0");
 	assert_false(ssrf_check_address((struct sockaddr *)&ss, 80, &all4, 1, NULL, why, sizeof(why)));
 	struct policy_cidr all6 = { .family = AF_INET6, .prefix = 0 };
-	ss = sa_of("::1");
+	ss = tu_sockaddr("::1");
 	assert_false(ssrf_check_address((struct sockaddr *)&ss, 80, &all6, 1, NULL, why, sizeof(why)));
-	ss = sa_of("fe80::1");
+	ss = tu_sockaddr("fe80::1");
 	assert_false(ssrf_check_address((struct sockaddr *)&ss, 80, &all6, 1, NULL, why, sizeof(why)));
 }
 
@@ -180,11 +166,11 @@ static void test_loopback_test_flag(void **state)
 {
 	char why[384];
 	struct ssrf_options opt = { .allow_loopback = true };
-	struct sockaddr_storage ss = sa_of("127.0.0.1");
+	struct sockaddr_storage ss = tu_sockaddr("127.0.0.1");
 	assert_true(ssrf_check_address((struct sockaddr *)&ss, 80, NULL, 0, &opt, why, sizeof(why)));
-	ss = sa_of("169.254.169.254");
+	ss = tu_sockaddr("169.254.169.254");
 	assert_false(ssrf_check_address((struct sockaddr *)&ss, 80, NULL, 0, &opt, why, sizeof(why)));
-	ss = sa_of("10.0.0.1");
+	ss = tu_sockaddr("10.0.0.1");
 	assert_false(ssrf_check_address((struct sockaddr *)&ss, 80, NULL, 0, &opt, why, sizeof(why)));
 }
 

@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -128,10 +129,12 @@ static void test_dual_stack(void **state)
 	close(fd);
 }
 
-/* The socket of a child: its pid, not ours. */
-static void test_child_holder(void **state)
+/* Forks a child holding a UDP socket on 127.0.0.1, which it keeps until
+ * killed; with other_netns the child then moves to a new network namespace
+ * (the socket stays in ours). Returns its pid; *local is the socket's
+ * address. */
+static pid_t fork_udp_holder(bool other_netns, struct sockaddr_storage *local)
 {
-	(void)state;
 	int p[2];
 	assert_int_equal(pipe(p), 0);
 	pid_t pid = fork();
@@ -144,6 +147,7 @@ static void test_child_holder(void **state)
 		socklen_t len = sizeof a;
 		if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
 		    getsockname(fd, (struct sockaddr *)&a, &len) != 0 ||
+		    (other_netns && unshare(CLONE_NEWNET) != 0) ||
 		    write(p[1], &a.sin_port, sizeof a.sin_port) != sizeof a.sin_port)
 			_exit(1);
 		pause();
@@ -153,7 +157,16 @@ static void test_child_holder(void **state)
 	uint16_t port;
 	assert_int_equal(read(p[0], &port, sizeof port), (ssize_t)sizeof port);
 	close(p[0]);
-	struct sockaddr_storage local = v4("127.0.0.1", port);
+	*local = v4("127.0.0.1", port);
+	return pid;
+}
+
+/* The socket of a child: its pid, not ours. */
+static void test_child_holder(void **state)
+{
+	(void)state;
+	struct sockaddr_storage local;
+	pid_t pid = fork_udp_holder(false, &local);
 	pid_t found = 0;
 	char exe[PATH_MAX];
 	assert_int_equal(sup_peer_lookup(getpid(), IPPROTO_UDP, &local, &found, exe, sizeof exe), 0);
@@ -173,29 +186,8 @@ static void test_other_netns_holder_ignored(void **state)
 	(void)state;
 	if (geteuid() != 0)
 		skip();
-	int p[2];
-	assert_int_equal(pipe(p), 0);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		close(p[0]);
-		int fd = socket(AF_INET, SOCK_DGRAM, 0);
-		struct sockaddr_in a = { .sin_family = AF_INET };
-		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		socklen_t len = sizeof a;
-		if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-		    getsockname(fd, (struct sockaddr *)&a, &len) != 0 ||
-		    unshare(CLONE_NEWNET) != 0 || /* the socket stays in ours */
-		    write(p[1], &a.sin_port, sizeof a.sin_port) != sizeof a.sin_port)
-			_exit(1);
-		pause();
-		_exit(0);
-	}
-	close(p[1]);
-	uint16_t port;
-	assert_int_equal(read(p[0], &port, sizeof port), (ssize_t)sizeof port);
-	close(p[0]);
-	struct sockaddr_storage local = v4("127.0.0.1", port);
+	struct sockaddr_storage local;
+	pid_t pid = fork_udp_holder(true, &local);
 	assert_int_equal(sup_peer_lookup(getpid(), IPPROTO_UDP, &local, NULL, NULL, 0), -1);
 	kill(pid, SIGKILL);
 	assert_int_equal(waitpid(pid, NULL, 0), pid);

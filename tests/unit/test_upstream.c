@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -26,14 +25,8 @@
 #include "proxy/forward.h"
 #include "proxy/proxy.h"
 #include "proxy/upstream.h"
-
-#define IO_TIMEOUT_S 15
-
-#define assert_contains(s, needle) \
-	do { \
-		if (strstr((s), (needle)) == NULL) \
-			fail_msg("expected %s in: %.800s", (needle), (s)); \
-	} while (0)
+#include "tests/unit/support/harness.h"
+#include "tests/unit/support/net.h"
 
 /* ---- --upstream-proxy ---- */
 
@@ -90,21 +83,6 @@ static void test_url_refused(void **state)
 
 /* ---- --upstream-no-proxy ---- */
 
-static struct sockaddr_storage sa_of(const char *ip)
-{
-	struct sockaddr_storage ss;
-	memset(&ss, 0, sizeof(ss));
-	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-	if (inet_pton(AF_INET, ip, &s4->sin_addr) == 1)
-		s4->sin_family = AF_INET;
-	else if (inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1)
-		s6->sin6_family = AF_INET6;
-	else
-		fail_msg("bad test address %s", ip);
-	return ss;
-}
-
 static struct proxy_upstream *with_no_proxy(const char *list)
 {
 	struct proxy_upstream *u = calloc(1, sizeof(*u));
@@ -121,9 +99,9 @@ static bool bypass(const struct proxy_upstream *u, const char *host, uint16_t po
 	struct sockaddr_storage a[2];
 	size_t n = 0;
 	if (ip1 != NULL)
-		a[n++] = sa_of(ip1);
+		a[n++] = tu_sockaddr(ip1);
 	if (ip2 != NULL)
-		a[n++] = sa_of(ip2);
+		a[n++] = tu_sockaddr(ip2);
 	return upstream_no_proxy_match(u, host, port, a, n);
 }
 
@@ -226,7 +204,7 @@ static void test_connect_request_and_authority(void **state)
 	memset(&u, 0, sizeof(u));
 	struct proxy_target t;
 	assert_int_equal(target_parse_connect("api.allowed.test:443", 20, &t), TARGET_OK);
-	struct sockaddr_storage v4 = sa_of("198.51.100.10"), v6 = sa_of("2001:db8::10");
+	struct sockaddr_storage v4 = tu_sockaddr("198.51.100.10"), v6 = tu_sockaddr("2001:db8::10");
 	char auth[300];
 	upstream_authority(&u, &t, &v4, auth, sizeof(auth));
 	assert_string_equal(auth, "198.51.100.10:443");
@@ -369,40 +347,6 @@ struct fake_proxy {
 	int n_accepted;
 };
 
-static bool send_all(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-	while (n > 0) {
-		ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
-		if (w <= 0)
-			return false;
-		c += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
-static void set_timeouts(int fd, int seconds)
-{
-	struct timeval tv = { .tv_sec = seconds };
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
-
-static int listen_loopback(uint16_t *port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(fd >= 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	socklen_t len = sizeof(sa);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(listen(fd, 16), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	*port = ntohs(sa.sin_port);
-	return fd;
-}
-
 static void fake_serve(struct fake_proxy *f, int fd)
 {
 	char buf[8192];
@@ -423,13 +367,8 @@ static void fake_serve(struct fake_proxy *f, int fd)
 	bool echo = f->echo_after;
 	memcpy(reply_copy, f->reply, reply_len);
 	pthread_mutex_unlock(&f->mu);
-	if (!send_all(fd, reply_copy, reply_len) || !echo)
-		return;
-	for (;;) {
-		ssize_t n = recv(fd, buf, sizeof(buf), 0);
-		if (n <= 0 || !send_all(fd, buf, (size_t)n))
-			break;
-	}
+	if (tu_send_all(fd, reply_copy, reply_len) && echo)
+		tu_echo_until_eof(fd);
 }
 
 static void *fake_main(void *arg)
@@ -442,7 +381,7 @@ static void *fake_main(void *arg)
 		pthread_mutex_lock(&f->mu);
 		f->n_accepted++;
 		pthread_mutex_unlock(&f->mu);
-		set_timeouts(fd, IO_TIMEOUT_S);
+		tu_set_timeouts(fd, TU_IO_TIMEOUT_S);
 		fake_serve(f, fd);
 		close(fd);
 	}
@@ -460,9 +399,7 @@ static void fake_script(struct fake_proxy *f, const char *reply, size_t len, boo
 }
 
 struct world {
-	uv_loop_t loop;
-	uv_async_t stop_async;
-	pthread_t thread;
+	struct tu_proxy_thread pt;
 	struct proxy *px;       /* chained to fake, with credentials and a no-proxy entry */
 	struct proxy *px_dead;  /* chained to a port where nothing listens */
 	uint16_t port, dead_port;
@@ -472,52 +409,7 @@ struct world {
 	int echo_fd;            /* a direct echo destination (no-proxy) */
 	uint16_t echo_port;
 	pthread_t echo_thread;
-	pthread_mutex_t mu;
-	char audit[1 << 16];
-	size_t audit_len;
-	int stopped;
 };
-
-static void on_audit(void *ud, const char *line)
-{
-	struct world *w = ud;
-	pthread_mutex_lock(&w->mu);
-	size_t n = strlen(line);
-	if (w->audit_len + n + 2 < sizeof(w->audit)) {
-		memcpy(w->audit + w->audit_len, line, n);
-		w->audit_len += n;
-		w->audit[w->audit_len++] = '\n';
-		w->audit[w->audit_len] = '\0';
-	}
-	pthread_mutex_unlock(&w->mu);
-}
-
-static void on_log(void *ud, int level, const char *msg)
-{
-	if (getenv("PROXY_TEST_VERBOSE") != NULL)
-		fprintf(stderr, "[proxy %d] %s\n", level, msg);
-}
-
-static void on_proxy_done(void *arg)
-{
-	struct world *w = arg;
-	w->stopped++;
-}
-
-static void on_stop_async(uv_async_t *a)
-{
-	struct world *w = a->data;
-	proxy_stop(w->px, on_proxy_done, w);
-	proxy_stop(w->px_dead, on_proxy_done, w);
-	uv_close((uv_handle_t *)a, NULL);
-}
-
-static void *loop_main(void *arg)
-{
-	struct world *w = arg;
-	uv_run(&w->loop, UV_RUN_DEFAULT);
-	return NULL;
-}
 
 static void *echo_main(void *arg)
 {
@@ -526,13 +418,8 @@ static void *echo_main(void *arg)
 		int fd = accept(w->echo_fd, NULL, NULL);
 		if (fd < 0)
 			break;
-		set_timeouts(fd, IO_TIMEOUT_S);
-		char buf[4096];
-		for (;;) {
-			ssize_t n = recv(fd, buf, sizeof(buf), 0);
-			if (n <= 0 || !send_all(fd, buf, (size_t)n))
-				break;
-		}
+		tu_set_timeouts(fd, TU_IO_TIMEOUT_S);
+		tu_echo_until_eof(fd);
 		close(fd);
 	}
 	return NULL;
@@ -555,39 +442,31 @@ static struct policy *chain_policy(uint16_t echo_port)
 		 "      - { host: 127.0.0.1, port: %u }\n"
 		 "      - { host: 127.0.0.1, port: %u }\n",
 		 DEST_PORT, FWD_PORT, (unsigned)echo_port);
-	struct policy_errors errs = { 0 };
-	struct policy *p = policy_load_buffer(yaml, strlen(yaml), "<test>", &errs);
-	policy_errors_free(&errs);
-	return p;
+	return tu_policy_load(yaml);
 }
 
 static struct proxy *start_chained(struct world *w, const struct proxy_upstream *up)
 {
 	struct proxy_config cfg = {
 		.listen_ip = "127.0.0.1",
-		.hooks = { .audit = on_audit, .log = on_log, .ud = w },
+		.hooks = { .audit = tu_audit_hook, .log = tu_log_hook, .ud = &w->pt },
 		.test_allow_loopback_upstream = true,
 		.upstream = up,
 	};
-	char err[256];
-	struct proxy *px = proxy_start(&w->loop, &cfg, w->policy, err, sizeof(err));
-	if (px == NULL)
-		fail_msg("proxy_start: %s", err);
-	return px;
+	return tu_pt_start(&w->pt, &cfg, w->policy);
 }
 
 static int chain_setup(void **state)
 {
 	struct world *w = calloc(1, sizeof(*w));
 	assert_non_null(w);
-	pthread_mutex_init(&w->mu, NULL);
 	pthread_mutex_init(&w->fake.mu, NULL);
-	w->fake.fd = listen_loopback(&w->fake.port);
+	w->fake.fd = tu_listen_loopback(&w->fake.port);
 	assert_int_equal(pthread_create(&w->fake.thread, NULL, fake_main, &w->fake), 0);
-	w->echo_fd = listen_loopback(&w->echo_port);
+	w->echo_fd = tu_listen_loopback(&w->echo_port);
 	assert_int_equal(pthread_create(&w->echo_thread, NULL, echo_main, w), 0);
 	uint16_t closed;
-	int tmp = listen_loopback(&closed);
+	int tmp = tu_listen_loopback(&closed);
 	close(tmp);
 
 	char url[64], np[64], err[512];
@@ -603,15 +482,12 @@ static int chain_setup(void **state)
 	assert_non_null(w->up_dead);
 
 	w->policy = chain_policy(w->echo_port);
-	assert_non_null(w->policy);
-	assert_int_equal(uv_loop_init(&w->loop), 0);
+	tu_pt_init(&w->pt);
 	w->px = start_chained(w, w->up);
 	w->px_dead = start_chained(w, w->up_dead);
 	w->port = proxy_listen_port(w->px);
 	w->dead_port = proxy_listen_port(w->px_dead);
-	assert_int_equal(uv_async_init(&w->loop, &w->stop_async, on_stop_async), 0);
-	w->stop_async.data = w;
-	assert_int_equal(pthread_create(&w->thread, NULL, loop_main, w), 0);
+	tu_pt_run(&w->pt);
 	*state = w;
 	return 0;
 }
@@ -619,10 +495,7 @@ static int chain_setup(void **state)
 static int chain_teardown(void **state)
 {
 	struct world *w = *state;
-	uv_async_send(&w->stop_async);
-	pthread_join(w->thread, NULL);
-	assert_int_equal(w->stopped, 2);
-	assert_int_equal(uv_loop_close(&w->loop), 0);
+	tu_pt_stop(&w->pt);
 	shutdown(w->fake.fd, SHUT_RDWR);
 	pthread_join(w->fake.thread, NULL);
 	close(w->fake.fd);
@@ -633,48 +506,8 @@ static int chain_teardown(void **state)
 	proxy_upstream_free(w->up_dead);
 	policy_free(w->policy);
 	pthread_mutex_destroy(&w->fake.mu);
-	pthread_mutex_destroy(&w->mu);
 	free(w);
 	return 0;
-}
-
-static int dial(uint16_t port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(fd >= 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	set_timeouts(fd, IO_TIMEOUT_S);
-	return fd;
-}
-
-static size_t read_exact(int fd, char *buf, size_t n)
-{
-	size_t got = 0;
-	while (got < n) {
-		ssize_t r = recv(fd, buf + got, n - got, 0);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	return got;
-}
-
-/* Send req, read until the proxy closes; NUL-terminated, malloc'd. */
-static char *exchange(uint16_t port, const char *req)
-{
-	int fd = dial(port);
-	assert_true(send_all(fd, req, strlen(req)));
-	size_t cap = 65536, len = 0;
-	char *buf = malloc(cap + 1);
-	assert_non_null(buf);
-	ssize_t n;
-	while (len < cap && (n = recv(fd, buf + len, cap - len, 0)) > 0)
-		len += (size_t)n;
-	buf[len] = '\0';
-	close(fd);
-	return buf;
 }
 
 static void fake_last(struct world *w, char *out, size_t cap)
@@ -692,14 +525,6 @@ static int fake_accepted(struct world *w)
 	return n;
 }
 
-static bool audit_has(struct world *w, const char *needle)
-{
-	pthread_mutex_lock(&w->mu);
-	bool found = strstr(w->audit, needle) != NULL;
-	pthread_mutex_unlock(&w->mu);
-	return found;
-}
-
 static const char connect_req[] = "CONNECT 127.0.0.1:4443 HTTP/1.1\r\nHost: 127.0.0.1:4443\r\n\r\n";
 
 static void test_chain_connect_tunnel(void **state)
@@ -707,14 +532,14 @@ static void test_chain_connect_tunnel(void **state)
 	struct world *w = *state;
 	static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\nEARLY";
 	fake_script(&w->fake, ok, sizeof(ok) - 1, true);
-	int fd = dial(w->port);
-	assert_true(send_all(fd, connect_req, sizeof(connect_req) - 1));
+	int fd = tu_dial_loopback(w->port);
+	assert_true(tu_send_all(fd, connect_req, sizeof(connect_req) - 1));
 	static const char ours[] = "HTTP/1.1 200 Connection Established\r\n\r\nEARLY";
 	char buf[256];
-	assert_int_equal(read_exact(fd, buf, sizeof(ours) - 1), sizeof(ours) - 1);
+	assert_int_equal(tu_read_exact(fd, buf, sizeof(ours) - 1), sizeof(ours) - 1);
 	assert_memory_equal(buf, ours, sizeof(ours) - 1); /* our 200, then the tunnel's bytes */
-	assert_true(send_all(fd, "ping", 4));
-	assert_int_equal(read_exact(fd, buf, 4), 4);
+	assert_true(tu_send_all(fd, "ping", 4));
+	assert_int_equal(tu_read_exact(fd, buf, 4), 4);
 	assert_memory_equal(buf, "ping", 4);
 	close(fd);
 	char last[8192];
@@ -723,7 +548,7 @@ static void test_chain_connect_tunnel(void **state)
 				  "Proxy-Authorization: Basic dXNlcjpwYXNz\r\n\r\n");
 	char via[64];
 	snprintf(via, sizeof(via), "via upstream proxy 127.0.0.1:%u", (unsigned)w->fake.port);
-	assert_true(audit_has(w, via));
+	assert_true(tu_pt_audit_has(&w->pt, via));
 }
 
 static void test_chain_refused_is_502(void **state)
@@ -732,7 +557,7 @@ static void test_chain_refused_is_502(void **state)
 	static const char no[] = "HTTP/1.1 407 Proxy Authentication Required\r\n"
 				 "Proxy-Authenticate: Basic realm=\"corp\"\r\n\r\n";
 	fake_script(&w->fake, no, sizeof(no) - 1, false);
-	char *resp = exchange(w->port, connect_req);
+	char *resp = tu_exchange_str(w->port, connect_req);
 	assert_true(strncmp(resp, "HTTP/1.1 502 ", 13) == 0);
 	assert_contains(resp, "\"upstream_proxy_refused\"");
 	assert_contains(resp, "407 Proxy Authentication Required");
@@ -745,7 +570,7 @@ static void test_chain_bad_replies_are_502(void **state)
 	struct world *w = *state;
 	static const char junk[] = "SSH-2.0-OpenSSH\r\n\r\n";
 	fake_script(&w->fake, junk, sizeof(junk) - 1, false);
-	char *resp = exchange(w->port, connect_req);
+	char *resp = tu_exchange_str(w->port, connect_req);
 	assert_true(strncmp(resp, "HTTP/1.1 502 ", 13) == 0);
 	assert_contains(resp, "invalid reply");
 	free(resp);
@@ -754,13 +579,13 @@ static void test_chain_bad_replies_are_502(void **state)
 	memcpy(huge, "HTTP/1.1 200 OK\r\nX: ", 20);
 	memset(huge + 20, 'a', sizeof(huge) - 20);
 	fake_script(&w->fake, huge, sizeof(huge), false);
-	resp = exchange(w->port, connect_req);
+	resp = tu_exchange_str(w->port, connect_req);
 	assert_true(strncmp(resp, "HTTP/1.1 502 ", 13) == 0);
 	assert_contains(resp, "larger than 8192 bytes");
 	free(resp);
 
 	fake_script(&w->fake, "", 0, false); /* closes without answering */
-	resp = exchange(w->port, connect_req);
+	resp = tu_exchange_str(w->port, connect_req);
 	assert_true(strncmp(resp, "HTTP/1.1 502 ", 13) == 0);
 	assert_contains(resp, "closed the connection");
 	free(resp);
@@ -771,7 +596,7 @@ static void test_chain_forward_absolute_form(void **state)
 	struct world *w = *state;
 	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
 	fake_script(&w->fake, ok, sizeof(ok) - 1, false);
-	char *resp = exchange(w->port, "GET http://127.0.0.1:4480/p?q=1 HTTP/1.1\r\n"
+	char *resp = tu_exchange_str(w->port, "GET http://127.0.0.1:4480/p?q=1 HTTP/1.1\r\n"
 					"Host: 127.0.0.1:4480\r\nProxy-Authorization: Basic c2FuZGJveA==\r\n\r\n");
 	assert_contains(resp, "\r\n\r\nok");
 	free(resp);
@@ -787,7 +612,7 @@ static void test_chain_denied_never_reaches_upstream(void **state)
 {
 	struct world *w = *state;
 	int before = fake_accepted(w);
-	char *resp = exchange(w->port, "CONNECT 127.0.0.1:4444 HTTP/1.1\r\n"
+	char *resp = tu_exchange_str(w->port, "CONNECT 127.0.0.1:4444 HTTP/1.1\r\n"
 					"Host: 127.0.0.1:4444\r\n\r\n");
 	assert_true(strncmp(resp, "HTTP/1.1 403 ", 13) == 0);
 	assert_contains(resp, "policy_denied");
@@ -802,13 +627,13 @@ static void test_chain_no_proxy_dials_directly(void **state)
 	char req[256];
 	snprintf(req, sizeof(req), "CONNECT 127.0.0.1:%u HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n",
 		 (unsigned)w->echo_port, (unsigned)w->echo_port);
-	int fd = dial(w->port);
-	assert_true(send_all(fd, req, strlen(req)));
+	int fd = tu_dial_loopback(w->port);
+	assert_true(tu_send_all(fd, req, strlen(req)));
 	static const char ours[] = "HTTP/1.1 200 Connection Established\r\n\r\n";
 	char buf[128];
-	assert_int_equal(read_exact(fd, buf, sizeof(ours) - 1), sizeof(ours) - 1);
-	assert_true(send_all(fd, "direct", 6));
-	assert_int_equal(read_exact(fd, buf, 6), 6);
+	assert_int_equal(tu_read_exact(fd, buf, sizeof(ours) - 1), sizeof(ours) - 1);
+	assert_true(tu_send_all(fd, "direct", 6));
+	assert_int_equal(tu_read_exact(fd, buf, 6), 6);
 	assert_memory_equal(buf, "direct", 6);
 	close(fd);
 	assert_int_equal(fake_accepted(w), before);
@@ -817,7 +642,7 @@ static void test_chain_no_proxy_dials_directly(void **state)
 static void test_chain_upstream_unreachable(void **state)
 {
 	struct world *w = *state;
-	char *resp = exchange(w->dead_port, connect_req);
+	char *resp = tu_exchange_str(w->dead_port, connect_req);
 	assert_true(strncmp(resp, "HTTP/1.1 502 ", 13) == 0);
 	assert_contains(resp, "upstream proxy 127.0.0.1:");
 	assert_contains(resp, "unreachable");
