@@ -1,5 +1,6 @@
 /* cred.c - loading the --credentials file (see cred.h for its format and
- * the checks applied). Loading stops at the first problem. */
+ * the checks applied), and reading root-owned private files (proxy.h: also
+ * the --upstream-proxy-auth-file). Loading stops at the first problem. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 
 #include "policy/policy.h"
 #include "proxy/cred_int.h"
+#include "proxy/proxy.h"
 
 struct load {
 	const char *path;
@@ -59,27 +61,26 @@ static void wipe_free(char *p, size_t n)
 
 /* Opens path and checks the opened file: regular, owned by root, no
  * group/other permission bits, at most max bytes. */
-static int open_private(const char *path, size_t max, struct stat *st, char *err,
-			size_t errlen)
+static int open_private(const char *path, size_t max, char *err, size_t errlen)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	struct stat st;
 
 	if (fd < 0) {
 		set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
 		return -1;
 	}
-	if (fstat(fd, st) != 0) {
+	if (fstat(fd, &st) != 0) {
 		set_err(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
-	} else if (!S_ISREG(st->st_mode)) {
+	} else if (!S_ISREG(st.st_mode)) {
 		set_err(err, errlen, "%s: not a regular file", path);
-	} else if (st->st_uid != 0) {
+	} else if (st.st_uid != 0) {
 		set_err(err, errlen, "%s: must be owned by root (owner uid %u)", path,
-			(unsigned)st->st_uid);
-	} else if (st->st_mode & 077) {
-		set_err(err, errlen,
-			"%s: mode %04o gives group/other access; credentials files must be "
-			"mode 0600 or stricter", path, (unsigned)(st->st_mode & 07777));
-	} else if ((unsigned long long)st->st_size > max) {
+			(unsigned)st.st_uid);
+	} else if (st.st_mode & 077) {
+		set_err(err, errlen, "%s: mode %04o gives group/other access; it must be 0600 "
+			"or stricter", path, (unsigned)(st.st_mode & 07777));
+	} else if ((unsigned long long)st.st_size > max) {
 		set_err(err, errlen, "%s: larger than %zu bytes", path, max);
 	} else {
 		return fd;
@@ -88,49 +89,69 @@ static int open_private(const char *path, size_t max, struct stat *st, char *err
 	return -1;
 }
 
-/* Reads a private file (see open_private) into a NUL-terminated buffer of
- * *len + 1 bytes; wipe it with wipe_free(buf, *len + 1). */
-static char *read_private(const char *path, size_t max, size_t *len, char *err,
-			  size_t errlen)
+/* Reads all of fd into buf (max + 1 bytes: one more notices a longer
+ * file); returns the length, or -1 with a message. */
+static ssize_t read_all(int fd, const char *path, char *buf, size_t max, char *err,
+			size_t errlen)
 {
-	struct stat st;
-	int fd = open_private(path, max, &st, err, errlen);
-	char *buf;
 	size_t n = 0;
-	bool failed = false;
 
-	if (fd < 0)
-		return NULL;
-	buf = malloc(max + 2);
-	if (!buf) {
-		set_err(err, errlen, "%s: out of memory", path);
-		close(fd);
-		return NULL;
-	}
-	while (!failed && n <= max) {
+	while (n <= max) {
 		ssize_t r = read(fd, buf + n, max + 1 - n);
 
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
 			set_err(err, errlen, "%s: read error: %s", path, strerror(errno));
-			failed = true;
-		} else if (r == 0) {
-			break;
+			return -1;
 		}
-		n += r > 0 ? (size_t)r : 0;
+		if (r == 0)
+			break;
+		n += (size_t)r;
 	}
-	close(fd);
-	if (!failed && n > max) {
+	if (n > max) {
 		set_err(err, errlen, "%s: larger than %zu bytes", path, max);
-		failed = true;
+		return -1;
 	}
-	if (failed) {
-		wipe_free(buf, max + 2);
-		return NULL;
+	return (ssize_t)n;
+}
+
+ssize_t proxy_read_private_file(const char *path, char *buf, size_t max, char *err,
+				size_t errlen)
+{
+	int fd = open_private(path, max, err, errlen);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read_all(fd, path, buf, max, err, errlen);
+	close(fd);
+	if (n < 0) {
+		explicit_bzero(buf, max + 1);
+		return -1;
 	}
 	buf[n] = '\0';
-	*len = n;
+	return n;
+}
+
+/* proxy_read_private_file into a malloc'd buffer of *len + 1 bytes; wipe
+ * it with wipe_free(buf, *len + 1). */
+static char *read_private(const char *path, size_t max, size_t *len, char *err,
+			  size_t errlen)
+{
+	char *buf = malloc(max + 1);
+	ssize_t n;
+
+	if (!buf) {
+		set_err(err, errlen, "%s: out of memory", path);
+		return NULL;
+	}
+	n = proxy_read_private_file(path, buf, max, err, errlen);
+	if (n < 0) {
+		free(buf); /* already wiped */
+		return NULL;
+	}
+	*len = (size_t)n;
 	return buf;
 }
 

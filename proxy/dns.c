@@ -212,21 +212,6 @@ static void pending_free(struct dns_pending *pd)
 
 /* ---- audit ---- */
 
-static void peer_text(const struct sockaddr_storage *ss, char *ip, size_t iplen, uint16_t *port)
-{
-	ip[0] = '\0';
-	*port = 0;
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
-		inet_ntop(AF_INET, &s4->sin_addr, ip, (socklen_t)iplen);
-		*port = ntohs(s4->sin_port);
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
-		inet_ntop(AF_INET6, &s6->sin6_addr, ip, (socklen_t)iplen);
-		*port = ntohs(s6->sin6_port);
-	}
-}
-
 static const char *qtype_name(uint16_t t)
 {
 	switch (t) {
@@ -248,7 +233,8 @@ static void dns_audit(struct dns_responder *d, const struct dns_query *q,
 {
 	char src[INET6_ADDRSTRLEN], msg[384];
 	uint16_t sport;
-	peer_text(peer, src, sizeof(src), &sport);
+	/* src "" (src_ip null) when the address cannot be told */
+	(void)proxy_addr_text(peer, src, sizeof(src), &sport);
 	snprintf(msg, sizeof(msg), "DNS %s %s %s", qtype_name(q->qtype), q->name,
 		 allow ? "allowed" : "denied");
 	struct audit_event e = {

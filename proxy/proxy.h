@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <uv.h>
 
 struct policy;
@@ -286,5 +287,34 @@ size_t proxy_credentials_env_entry(const struct cred_store *s, size_t i, char *o
 /* The well-known system bundle paths (NULL-terminated), in lookup order:
  * the combined bundle is bind-mounted over those that exist. */
 const char *const *proxy_system_bundle_paths(void);
+
+/* ---- helpers shared with the supervisor ---- */
+
+/* The IP text of an AF_INET or AF_INET6 address, and its port (host order)
+ * unless port is NULL (proxy/target.c). false with ip "" (port 0 for another
+ * family) when the family is neither or the text does not fit. */
+bool proxy_addr_text(const struct sockaddr_storage *ss, char *ip, size_t iplen,
+		     uint16_t *port);
+
+/* Read a small private file (proxy/cred.c): opened following symlinks, then
+ * checked on the descriptor: a regular file owned by root, no group/other
+ * permission bits, at most max bytes. buf holds max + 1 bytes and gets the
+ * contents, NUL-terminated. Returns the length, or -1 with a message naming
+ * path (nothing read is left in buf). */
+ssize_t proxy_read_private_file(const char *path, char *buf, size_t max, char *err,
+				size_t errlen);
+
+/* Building blocks of OCSF audit lines (proxy/audit.c), shared with the
+ * supervisor's bypass audit. */
+struct json_object;
+/* Milliseconds since the epoch; 0 if the clock cannot be read. */
+int64_t proxy_audit_now_ms(void);
+/* Add v (NULL: JSON null) under k, taking ownership of v even on failure;
+ * false on allocation failure. */
+bool proxy_json_put(struct json_object *o, const char *k, struct json_object *v);
+/* A new empty object stored under k in parent; NULL on failure. */
+struct json_object *proxy_json_child(struct json_object *parent, const char *k);
+/* A JSON string, or NULL (JSON null) for NULL or "". */
+struct json_object *proxy_json_str_or_null(const char *s);
 
 #endif

@@ -1,7 +1,9 @@
-/* target.c - CONNECT authority and absolute-form URI parsing. See target.h. */
+/* target.c - CONNECT authority and absolute-form URI parsing, and the text of
+ * a socket address. See target.h and proxy.h. */
 #include "proxy/target.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -29,8 +31,7 @@ static bool is_name_byte(unsigned char ch)
 	return is_alnum(ch) || ch == '-' || ch == '.' || ch == '_';
 }
 
-/* Digits only, 1..65535. */
-static bool parse_port(const char *p, size_t len, uint16_t *out)
+bool target_parse_port(const char *p, size_t len, uint16_t *out)
 {
 	unsigned long v = 0;
 	if (len == 0 || len > 5)
@@ -109,7 +110,7 @@ static bool parse_authority(const char *p, size_t len, struct proxy_target *t, b
 		if (need_port)
 			return false;
 		t->port = default_port;
-	} else if (!parse_port(port, plen, &t->port)) {
+	} else if (!target_parse_port(port, plen, &t->port)) {
 		return false;
 	}
 	return set_host(t, host, hlen, bracketed);
@@ -165,4 +166,27 @@ void target_format_host_header(const struct proxy_target *t, char *buf, size_t l
 		snprintf(buf, len, "%s%s%s", v6 ? "[" : "", t->host, v6 ? "]" : "");
 	else
 		target_format_hostport(t, buf, len);
+}
+
+/* Declared in proxy.h: the supervisor's bypass audit uses it too. */
+bool proxy_addr_text(const struct sockaddr_storage *ss, char *ip, size_t iplen, uint16_t *port)
+{
+	const void *a = NULL;
+	uint16_t p = 0;
+	if (ss->ss_family == AF_INET) {
+		a = &((const struct sockaddr_in *)ss)->sin_addr;
+		p = ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	} else if (ss->ss_family == AF_INET6) {
+		a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+		p = ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	}
+	if (port != NULL)
+		*port = p;
+	if (iplen == 0)
+		return false;
+	if (a == NULL || inet_ntop(ss->ss_family, a, ip, (socklen_t)iplen) == NULL) {
+		ip[0] = '\0';
+		return false;
+	}
+	return true;
 }

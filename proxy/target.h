@@ -32,6 +32,9 @@ enum target_result {
 	TARGET_BAD_SCHEME,   /* other scheme -> 400 unsupported_proxy_scheme */
 };
 
+/* A port: digits only, 1..65535 (no sign, no spaces, at most 5 digits). */
+bool target_parse_port(const char *p, size_t len, uint16_t *out);
+
 enum target_result target_parse_connect(const char *p, size_t len, struct proxy_target *t);
 enum target_result target_parse_absolute(const char *p, size_t len, struct proxy_target *t);
 

@@ -151,20 +151,7 @@ static bool split_port(const char *p, size_t len, char *host, size_t cap, uint16
 	memcpy(host, h, hlen);
 	host[hlen] = '\0';
 	*port = 0;
-	if (ps == NULL)
-		return true;
-	unsigned long v = 0;
-	if (plen == 0 || plen > 5)
-		return false;
-	for (size_t i = 0; i < plen; i++) {
-		if (ps[i] < '0' || ps[i] > '9')
-			return false;
-		v = v * 10 + (unsigned long)(ps[i] - '0');
-	}
-	if (v == 0 || v > 65535)
-		return false;
-	*port = (uint16_t)v;
-	return true;
+	return ps == NULL || target_parse_port(ps, plen, port);
 }
 
 static bool parse_np_entry(const char *p, size_t len, struct upstream_np_entry *e)
@@ -356,11 +343,9 @@ int upstream_set_credentials(struct proxy_upstream *u, const char *cred, size_t 
 static void format_address(const struct sockaddr_storage *ss, uint16_t port, char *buf,
 			   size_t len)
 {
-	char ip[INET6_ADDRSTRLEN] = "?";
+	char ip[INET6_ADDRSTRLEN];
 	bool v6 = ss->ss_family == AF_INET6;
-	const void *a = v6 ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
-			   : (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
-	if (inet_ntop(ss->ss_family, a, ip, sizeof(ip)) == NULL)
+	if (!proxy_addr_text(ss, ip, sizeof(ip), NULL))
 		snprintf(ip, sizeof(ip), "?");
 	snprintf(buf, len, "%s%s%s:%u", v6 ? "[" : "", ip, v6 ? "]" : "", (unsigned)port);
 }

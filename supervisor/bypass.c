@@ -8,12 +8,10 @@
  * events per SUP_BYPASS_WINDOW_MS are written (and looked up), the rest are
  * counted into one "suppressed" summary line when the window ends.
  */
-#include <arpa/inet.h>
 #include <json-c/json.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "proxy/proxy.h"
 #include "supervisor/sup.h"
@@ -40,23 +38,10 @@ struct bypass_record {
 	char hint[BYPASS_HINT_MAX];
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
-		return 0;
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t len, uint16_t *port)
 {
-	const void *a = ss->ss_family == AF_INET
-		? (const void *)&((const struct sockaddr_in *)ss)->sin_addr
-		: (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
-	if (inet_ntop(ss->ss_family, a, buf, (socklen_t)len) == NULL)
+	if (!proxy_addr_text(ss, buf, len, port))
 		snprintf(buf, len, "?");
-	*port = ntohs(ss->ss_family == AF_INET ? ((const struct sockaddr_in *)ss)->sin_port
-					       : ((const struct sockaddr_in6 *)ss)->sin6_port);
 }
 
 static bool is_capture_port(const struct bypass_record *r)
@@ -117,52 +102,33 @@ static void fill_record(struct sup_ctx *ctx, const struct netns_bypass_event *ev
 	make_hint(r);
 }
 
-/* Add v under k (NULL: JSON null); false on allocation failure. */
-static bool put(json_object *o, const char *k, json_object *v)
-{
-	if (json_object_object_add(o, k, v) != 0) {
-		json_object_put(v);
-		return false;
-	}
-	return true;
-}
-
-static json_object *str_or_null(const char *s)
-{
-	return s[0] != '\0' ? json_object_new_string(s) : NULL;
-}
-
 static json_object *port_or_null(const struct bypass_record *r, uint16_t port)
 {
 	return r->ev->has_ports ? json_object_new_int(port) : NULL;
 }
 
-static json_object *child(json_object *parent, const char *k)
-{
-	json_object *o = json_object_new_object();
-	return o != NULL && put(parent, k, o) ? o : NULL;
-}
-
 static bool put_endpoints(json_object *root, const struct bypass_record *r)
 {
 	const struct netns_bypass_event *ev = r->ev;
-	json_object *conn = child(root, "connection_info");
-	json_object *dst = child(root, "dst_endpoint");
-	json_object *src = child(root, "src_endpoint");
-	json_object *proc = child(root, "process");
+	json_object *conn = proxy_json_child(root, "connection_info");
+	json_object *dst = proxy_json_child(root, "dst_endpoint");
+	json_object *src = proxy_json_child(root, "src_endpoint");
+	json_object *proc = proxy_json_child(root, "process");
 	return conn != NULL && dst != NULL && src != NULL && proc != NULL &&
-	       put(conn, "protocol_name", json_object_new_string(
-			   netns_bypass_proto_name(ev->ipproto))) &&
-	       put(conn, "protocol_num", json_object_new_int(ev->ipproto)) &&
-	       put(conn, "protocol_ver_id", json_object_new_int(ev->family == AF_INET ? 4 : 6)) &&
-	       put(dst, "hostname", NULL) &&
-	       put(dst, "ip", json_object_new_string(r->dst_ip)) &&
-	       put(dst, "port", port_or_null(r, r->dst_port)) &&
-	       put(src, "ip", json_object_new_string(r->src_ip)) &&
-	       put(src, "port", port_or_null(r, r->src_port)) &&
-	       put(proc, "pid", r->pid > 0 ? json_object_new_int(r->pid) : NULL) &&
-	       put(proc, "path", str_or_null(r->exe)) &&
-	       put(proc, "uid", ev->has_uid ? json_object_new_int64(ev->uid) : NULL);
+	       proxy_json_put(conn, "protocol_name",
+			      json_object_new_string(netns_bypass_proto_name(ev->ipproto))) &&
+	       proxy_json_put(conn, "protocol_num", json_object_new_int(ev->ipproto)) &&
+	       proxy_json_put(conn, "protocol_ver_id",
+			      json_object_new_int(ev->family == AF_INET ? 4 : 6)) &&
+	       proxy_json_put(dst, "hostname", NULL) &&
+	       proxy_json_put(dst, "ip", json_object_new_string(r->dst_ip)) &&
+	       proxy_json_put(dst, "port", port_or_null(r, r->dst_port)) &&
+	       proxy_json_put(src, "ip", json_object_new_string(r->src_ip)) &&
+	       proxy_json_put(src, "port", port_or_null(r, r->src_port)) &&
+	       proxy_json_put(proc, "pid", r->pid > 0 ? json_object_new_int(r->pid) : NULL) &&
+	       proxy_json_put(proc, "path", proxy_json_str_or_null(r->exe)) &&
+	       proxy_json_put(proc, "uid",
+			      ev->has_uid ? json_object_new_int64(ev->uid) : NULL);
 }
 
 /* The common head of both line kinds: class, time, deny. */
@@ -171,20 +137,22 @@ static json_object *event_new(const char *type, const char *message)
 	json_object *root = json_object_new_object();
 	if (root == NULL)
 		return NULL;
-	bool ok = put(root, "class_uid", json_object_new_int(OCSF_CLASS_NETWORK_ACTIVITY)) &&
-		  put(root, "class_name", json_object_new_string("Network Activity")) &&
-		  put(root, "activity_id", json_object_new_int(OCSF_ACTIVITY_REFUSE)) &&
-		  put(root, "activity_name", json_object_new_string("Refuse")) &&
-		  put(root, "time", json_object_new_int64(now_ms())) &&
-		  put(root, "severity_id", json_object_new_int(OCSF_SEVERITY_MEDIUM)) &&
-		  put(root, "severity", json_object_new_string("Medium")) &&
-		  put(root, "action_id", json_object_new_int(OCSF_ACTION_DENIED)) &&
-		  put(root, "action", json_object_new_string("deny")) &&
-		  put(root, "disposition_id", json_object_new_int(OCSF_DISPOSITION_BLOCKED)) &&
-		  put(root, "disposition", json_object_new_string("Blocked")) &&
-		  put(root, "type", json_object_new_string(type)) &&
-		  put(root, "path", json_object_new_string("fence")) &&
-		  put(root, "message", json_object_new_string(message));
+	bool ok = proxy_json_put(root, "class_uid",
+				 json_object_new_int(OCSF_CLASS_NETWORK_ACTIVITY)) &&
+		  proxy_json_put(root, "class_name", json_object_new_string("Network Activity")) &&
+		  proxy_json_put(root, "activity_id", json_object_new_int(OCSF_ACTIVITY_REFUSE)) &&
+		  proxy_json_put(root, "activity_name", json_object_new_string("Refuse")) &&
+		  proxy_json_put(root, "time", json_object_new_int64(proxy_audit_now_ms())) &&
+		  proxy_json_put(root, "severity_id", json_object_new_int(OCSF_SEVERITY_MEDIUM)) &&
+		  proxy_json_put(root, "severity", json_object_new_string("Medium")) &&
+		  proxy_json_put(root, "action_id", json_object_new_int(OCSF_ACTION_DENIED)) &&
+		  proxy_json_put(root, "action", json_object_new_string("deny")) &&
+		  proxy_json_put(root, "disposition_id",
+				 json_object_new_int(OCSF_DISPOSITION_BLOCKED)) &&
+		  proxy_json_put(root, "disposition", json_object_new_string("Blocked")) &&
+		  proxy_json_put(root, "type", json_object_new_string(type)) &&
+		  proxy_json_put(root, "path", json_object_new_string("fence")) &&
+		  proxy_json_put(root, "message", json_object_new_string(message));
 	if (!ok) {
 		json_object_put(root);
 		return NULL;
@@ -230,7 +198,7 @@ static void write_event(struct sup_ctx *ctx, const struct netns_bypass_event *ev
 		 netns_bypass_proto_name(ev->ipproto), dst, who);
 	sup_log(ctx, LOG_INFO, "%s; %s", msg, r.hint);
 	json_object *root = event_new("bypass", msg);
-	if (root != NULL && (!put(root, "hint", json_object_new_string(r.hint)) ||
+	if (root != NULL && (!proxy_json_put(root, "hint", json_object_new_string(r.hint)) ||
 			     !put_endpoints(root, &r))) {
 		json_object_put(root);
 		root = NULL;
@@ -255,10 +223,11 @@ static void write_summary(struct sup_ctx *ctx)
 		 NETNS_LOG_BURST);
 	sup_log(ctx, LOG_WARN, "%s", msg);
 	json_object *root = event_new("bypass_suppressed", msg);
-	if (root != NULL && (!put(root, "suppressed", json_object_new_int64((int64_t)suppressed)) ||
-			     !put(root, "lost", json_object_new_int64((int64_t)lost)) ||
-			     !put(root, "limit", json_object_new_int(SUP_BYPASS_PER_WINDOW)) ||
-			     !put(root, "window_ms", json_object_new_int(SUP_BYPASS_WINDOW_MS)))) {
+	if (root != NULL &&
+	    (!proxy_json_put(root, "suppressed", json_object_new_int64((int64_t)suppressed)) ||
+	     !proxy_json_put(root, "lost", json_object_new_int64((int64_t)lost)) ||
+	     !proxy_json_put(root, "limit", json_object_new_int(SUP_BYPASS_PER_WINDOW)) ||
+	     !proxy_json_put(root, "window_ms", json_object_new_int(SUP_BYPASS_WINDOW_MS)))) {
 		json_object_put(root);
 		root = NULL;
 	}

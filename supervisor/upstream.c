@@ -6,13 +6,8 @@
  * credentials are read once at start from a root-owned private file, kept
  * only inside the proxy's settings (wiped at exit) and never logged, audited
  * or put into any child's environment. */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "proxy/proxy.h"
 #include "supervisor/sup.h"
@@ -55,74 +50,19 @@ int sup_upstream_check_flags(const struct sup_options *opt)
 	return 0;
 }
 
-/* The opened file must be a regular file owned by root that nobody else
- * may read or write. */
-static int check_private(int fd, const char *path, char *err, size_t errlen)
-{
-	struct stat st;
-	if (fstat(fd, &st) != 0)
-		snprintf(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
-	else if (!S_ISREG(st.st_mode))
-		snprintf(err, errlen, "%s: not a regular file", path);
-	else if (st.st_uid != 0)
-		snprintf(err, errlen, "%s: must be owned by root (owner uid %u)", path,
-			 (unsigned)st.st_uid);
-	else if (st.st_mode & 077)
-		snprintf(err, errlen, "%s: mode %04o gives group/other access; it must be 0600 "
-			 "or stricter", path, (unsigned)(st.st_mode & 07777));
-	else if ((unsigned long long)st.st_size > PROXY_UPSTREAM_MAX_AUTH_BYTES + 2)
-		snprintf(err, errlen, "%s: larger than %u bytes", path,
-			 PROXY_UPSTREAM_MAX_AUTH_BYTES);
-	else
-		return 0;
-	return -1;
-}
-
-/* Read the whole (small) file into buf; returns the length or -1. */
-static ssize_t read_auth_file(const char *path, char *buf, size_t cap, char *err, size_t errlen)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-		return -1;
-	}
-	ssize_t total = check_private(fd, path, err, errlen) == 0 ? 0 : -1;
-	while (total >= 0 && (size_t)total < cap) {
-		ssize_t r = read(fd, buf + total, cap - (size_t)total);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
-			total = -1;
-		} else if (r == 0) {
-			break;
-		} else {
-			total += r;
-		}
-	}
-	close(fd);
-	if (total >= 0 && (size_t)total >= cap) {
-		snprintf(err, errlen, "%s: larger than %u bytes", path,
-			 PROXY_UPSTREAM_MAX_AUTH_BYTES);
-		total = -1;
-	}
-	return total;
-}
-
 int sup_upstream_prepare(struct sup_ctx *ctx)
 {
 	const struct sup_options *opt = &ctx->opt;
 	if (opt->upstream_proxy == NULL)
 		return 0;
 	char err[768] = "";
-	/* user:pass plus a line end, and one byte to notice a longer file */
+	/* user:pass plus a line end, and one byte more (the NUL, or notices a longer file) */
 	char cred[PROXY_UPSTREAM_MAX_AUTH_BYTES + 3];
 	ssize_t cred_len = 0;
 	if (opt->upstream_auth_file != NULL) {
-		cred_len = read_auth_file(opt->upstream_auth_file, cred, sizeof(cred), err,
-					  sizeof(err));
+		cred_len = proxy_read_private_file(opt->upstream_auth_file, cred, sizeof(cred) - 1,
+						   err, sizeof(err));
 		if (cred_len < 0) {
-			explicit_bzero(cred, sizeof(cred));
 			sup_log(ctx, LOG_ERROR, "--upstream-proxy-auth-file %s", err);
 			return -1;
 		}
