@@ -25,6 +25,7 @@
 
 #include "netns/fence.h"
 #include "netns/netns.h"
+#include "tests/unit/support/net.h"
 
 /* ---- packet builders ---- */
 
@@ -297,16 +298,7 @@ static int live_ok; /* set by group setup; read-only afterwards */
 static int group_setup(void **state)
 {
 	(void)state;
-	if (geteuid() != 0) {
-		fprintf(stderr, "SKIP test_netns_bypass live tests: needs root\n");
-		return 0;
-	}
-	if (unshare(CLONE_NEWNET) != 0) {
-		fprintf(stderr, "SKIP test_netns_bypass live tests: unshare(CLONE_NEWNET): %s\n",
-			strerror(errno));
-		return 0;
-	}
-	live_ok = 1;
+	live_ok = tu_enter_own_netns("test_netns_bypass live tests");
 	return 0;
 }
 

@@ -31,6 +31,7 @@
 
 #include "netns/fence.h"
 #include "netns/netns.h"
+#include "tests/unit/support/net.h"
 #include "netns/nlops.h"
 #include "netns/plan.h"
 
@@ -42,15 +43,7 @@ static int live_ok; /* set by group setup; read-only afterwards */
 static int group_setup(void **state)
 {
 	(void)state;
-	if (geteuid() != 0) {
-		fprintf(stderr, "SKIP test_netns_live: needs root\n");
-		return 0;
-	}
-	if (unshare(CLONE_NEWNET) != 0) {
-		fprintf(stderr, "SKIP test_netns_live: unshare(CLONE_NEWNET): %s\n", strerror(errno));
-		return 0;
-	}
-	live_ok = 1;
+	live_ok = tu_enter_own_netns("test_netns_live");
 	return 0;
 }
 

@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "netns/netns.h"
+#include "tests/unit/support/net.h"
 
 #define PROXY_PORT 3128
 #define GONE_WITHIN_MS 5000 /* the kernel's cleanup is asynchronous */
@@ -31,16 +32,7 @@ static int live_ok; /* set by group setup; read-only afterwards */
 static int group_setup(void **state)
 {
 	(void)state;
-	if (geteuid() != 0) {
-		fprintf(stderr, "SKIP test_netns_release: needs root\n");
-		return 0;
-	}
-	if (unshare(CLONE_NEWNET) != 0) {
-		fprintf(stderr, "SKIP test_netns_release: unshare(CLONE_NEWNET): %s\n",
-			strerror(errno));
-		return 0;
-	}
-	live_ok = 1;
+	live_ok = tu_enter_own_netns("test_netns_release");
 	return 0;
 }
 

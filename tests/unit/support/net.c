@@ -5,6 +5,9 @@
 #include <stdarg.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,4 +136,17 @@ char *tu_exchange(uint16_t port, const char *req, size_t req_len)
 char *tu_exchange_str(uint16_t port, const char *req)
 {
 	return tu_exchange(port, req, strlen(req));
+}
+
+int tu_enter_own_netns(const char *who)
+{
+	if (geteuid() != 0) {
+		fprintf(stderr, "SKIP %s: needs root\n", who);
+		return 0;
+	}
+	if (unshare(CLONE_NEWNET) != 0) {
+		fprintf(stderr, "SKIP %s: unshare(CLONE_NEWNET): %s\n", who, strerror(errno));
+		return 0;
+	}
+	return 1;
 }

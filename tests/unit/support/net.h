@@ -49,4 +49,9 @@ char *tu_read_all(int fd, size_t *out_len);
 char *tu_exchange(uint16_t port, const char *req, size_t req_len);
 char *tu_exchange_str(uint16_t port, const char *req);
 
+/* For live network tests: moves the whole test process into a network
+ * namespace of its own (never the machine's). Returns 1 on success; 0, after
+ * printing "SKIP <who>: why", when not root or unshare fails. */
+int tu_enter_own_netns(const char *who);
+
 #endif
