@@ -141,13 +141,22 @@ static void test_ca_files(void **state)
 	assert_int_equal(stat(cert, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0644);
 	assert_string_equal(slurp(cert), ca->ca_pem);
-	char *b = slurp(bundle);
+	char *b = strdup(slurp(bundle));
+	assert_non_null(b);
 	size_t blen = strlen(b), plen = strlen(ca->ca_pem);
 	assert_true(blen >= plen);
 	assert_string_equal(b + blen - plen, ca->ca_pem); /* the CA comes last */
-	if (ca_system_bundle_path() != NULL)
-		assert_true(blen > plen);
+	if (ca_system_bundle_path() != NULL) { /* the system bundle, whole, comes first */
+		char *sys = strdup(slurp(ca_system_bundle_path()));
+		assert_non_null(sys);
+		size_t slen = strlen(sys);
+		assert_true(slen > 0);
+		assert_int_equal(blen, slen + (sys[slen - 1] != '\n') + plen);
+		assert_memory_equal(b, sys, slen);
+		free(sys);
+	}
 	assert_null(strstr(b, "PRIVATE KEY"));
+	free(b);
 	unlink(cert);
 	unlink(bundle);
 	rmdir(sub);
