@@ -97,11 +97,15 @@ def read_head(sock, pending=b""):
     return status, headers, rest
 
 
-def open_path(proxy, host, port):
-    """A TCP connection to host:port, through a CONNECT tunnel when proxy is set."""
+def open_path(proxy, host, port, marks=None):
+    """A TCP connection to host:port, through a CONNECT tunnel when proxy is set.
+    marks (a list), when given, gets perf_counter_ns() once the TCP connection is up
+    and once the tunnel is (the same value when there is no proxy)."""
     p = split_proxy(proxy)
     s = socket.create_connection(p or (resolve(host), port), timeout=IO_TIMEOUT_S)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if marks is not None:
+        marks.append(time.perf_counter_ns())
     if p is not None:
         target = "%s:%d" % (host, port)
         s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target, target)).encode())
@@ -112,6 +116,8 @@ def open_path(proxy, host, port):
         if rest:
             s.close()
             raise ConnectionError("bytes after the CONNECT reply")
+    if marks is not None:
+        marks.append(time.perf_counter_ns())
     return s
 
 
@@ -176,6 +182,9 @@ def mode_latency(proxy, host, port, path, use_tls, n, keep):
     ctx = tls_context() if use_tls else None
     req = request_bytes(host, port, path, keep)
     total, ttfb, errors, last_error, in_a_row = [], [], 0, None, 0
+    # Where a new connection's time goes: TCP connect, CONNECT round trip (0 without
+    # a proxy), TLS handshake, request to last byte.
+    phases = {"tcp_us": [], "tunnel_us": [], "tls_us": [], "request_us": []}
     s = None
     for _ in range(n):
         if in_a_row >= MAX_ERRORS_IN_A_ROW:
@@ -183,10 +192,13 @@ def mode_latency(proxy, host, port, path, use_tls, n, keep):
             continue
         try:
             t0 = time.perf_counter_ns()
+            marks = None
             if s is None:
-                s = open_path(proxy, host, port)
+                marks = []
+                s = open_path(proxy, host, port, marks)
                 if ctx is not None:
                     s = ctx.wrap_socket(s, server_hostname=host)
+                marks.append(time.perf_counter_ns())
             s.sendall(req)
             first = recv_first(s)
             t1 = time.perf_counter_ns()
@@ -196,6 +208,10 @@ def mode_latency(proxy, host, port, path, use_tls, n, keep):
                 raise ConnectionError("unexpected bytes after the response")
             total.append((t2 - t0) / 1000.0)
             ttfb.append((t1 - t0) / 1000.0)
+            if marks is not None:
+                edges = [t0] + marks + [t2]
+                for k, key in enumerate(("tcp_us", "tunnel_us", "tls_us", "request_us")):
+                    phases[key].append((edges[k + 1] - edges[k]) / 1000.0)
             in_a_row = 0
             if not keep:
                 s.close()
@@ -209,7 +225,8 @@ def mode_latency(proxy, host, port, path, use_tls, n, keep):
             s = None
     if s is not None:
         s.close()
-    return {"total_us": total, "ttfb_us": ttfb, "errors": errors, "last_error": last_error}
+    return {"total_us": total, "ttfb_us": ttfb, "errors": errors, "last_error": last_error,
+            **phases}
 
 
 def mode_tlsprobe(proxy, host, port):
