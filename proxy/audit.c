@@ -1,7 +1,9 @@
 /* audit.c - OCSF Network Activity (class 4001) lines for proxy decisions. */
 #include "proxy/audit.h"
 
+#include <inttypes.h>
 #include <json-c/json.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -53,78 +55,165 @@ struct json_object *proxy_json_child(struct json_object *parent, const char *k)
 	return o;
 }
 
-static bool add_endpoints(struct json_object *root, const struct audit_event *e)
+/* The line is written directly (json-c's object tree cost a few dozen
+ * allocations per event, and there is one event per request): plain JSON,
+ * keys in a fixed order, strings escaped as json-c escapes them (control
+ * bytes, '"', '\\'; other bytes unchanged; '/' not escaped). */
+struct jbuf {
+	char *p;
+	size_t len, cap;
+	bool failed;
+};
+
+static void jb_put(struct jbuf *b, const char *d, size_t n)
 {
-	struct json_object *dst = proxy_json_child(root, "dst_endpoint");
-	if (dst == NULL || !proxy_json_put(dst, "hostname", proxy_json_str_or_null(e->host)) ||
-	    !proxy_json_put(dst, "port", json_object_new_int(e->port)) ||
-	    !proxy_json_put(dst, "ip", proxy_json_str_or_null(e->dst_ip)))
-		return false;
-	struct json_object *src = proxy_json_child(root, "src_endpoint");
-	if (src == NULL || !proxy_json_put(src, "ip", proxy_json_str_or_null(e->src_ip)) ||
-	    !proxy_json_put(src, "port", e->src_ip ? json_object_new_int(e->src_port) : NULL))
-		return false;
-	struct json_object *proc = proxy_json_child(root, "process");
-	if (proc == NULL ||
-	    !proxy_json_put(proc, "pid", e->pid > 0 ? json_object_new_int64(e->pid) : NULL) ||
-	    !proxy_json_put(proc, "path", proxy_json_str_or_null(e->binary)))
-		return false;
-	if (e->url_path != NULL) {
-		struct json_object *req = proxy_json_child(root, "http_request");
-		struct json_object *url = req ? proxy_json_child(req, "url") : NULL;
-		if (url == NULL ||
-		    !proxy_json_put(url, "path", json_object_new_string(e->url_path)))
-			return false;
+	if (b->failed)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 1024;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (p == NULL) {
+			b->failed = true;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
 	}
-	struct json_object *rule = proxy_json_child(root, "firewall_rule");
-	return rule != NULL &&
-	       proxy_json_put(rule, "name", proxy_json_str_or_null(e->rule_name)) &&
-	       proxy_json_put(rule, "type", proxy_json_str_or_null(e->rule_type));
+	memcpy(b->p + b->len, d, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void jb_lit(struct jbuf *b, const char *s)
+{
+	jb_put(b, s, strlen(s));
+}
+
+/* ',"key":', without the comma for an object's first key. */
+static void jb_key(struct jbuf *b, const char *key)
+{
+	if (b->len > 0 && b->p[b->len - 1] != '{')
+		jb_put(b, ",", 1);
+	jb_put(b, "\"", 1);
+	jb_lit(b, key);
+	jb_put(b, "\":", 2);
+}
+
+static void jb_escaped(struct jbuf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	jb_put(b, "\"", 1);
+	const char *run = s;
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		jb_put(b, run, (size_t)(s - run));
+		run = s + 1;
+		char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+		size_t n = 2;
+		switch (c) {
+		case '"': esc[1] = '"'; break;
+		case '\\': esc[1] = '\\'; break;
+		case '\b': esc[1] = 'b'; break;
+		case '\f': esc[1] = 'f'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		default: n = 6; break;
+		}
+		jb_put(b, esc, n);
+	}
+	jb_put(b, run, (size_t)(s - run));
+	jb_put(b, "\"", 1);
+}
+
+/* "key":"value", or "key":null for NULL or "". */
+static void jb_str(struct jbuf *b, const char *key, const char *v)
+{
+	jb_key(b, key);
+	if (v == NULL || v[0] == '\0')
+		jb_lit(b, "null");
+	else
+		jb_escaped(b, v);
+}
+
+static void jb_int(struct jbuf *b, const char *key, int64_t v)
+{
+	char num[24];
+	int n = snprintf(num, sizeof(num), "%" PRId64, v);
+	jb_key(b, key);
+	if (n > 0 && (size_t)n < sizeof(num))
+		jb_put(b, num, (size_t)n);
+	else
+		b->failed = true;
+}
+
+static void add_endpoints(struct jbuf *b, const struct audit_event *e)
+{
+	jb_key(b, "dst_endpoint");
+	jb_put(b, "{", 1);
+	jb_str(b, "hostname", e->host);
+	jb_int(b, "port", e->port);
+	jb_str(b, "ip", e->dst_ip);
+	jb_put(b, "}", 1);
+	jb_key(b, "src_endpoint");
+	jb_put(b, "{", 1);
+	jb_str(b, "ip", e->src_ip);
+	if (e->src_ip != NULL)
+		jb_int(b, "port", e->src_port);
+	else
+		jb_str(b, "port", NULL);
+	jb_put(b, "}", 1);
+	jb_key(b, "process");
+	jb_put(b, "{", 1);
+	if (e->pid > 0)
+		jb_int(b, "pid", e->pid);
+	else
+		jb_str(b, "pid", NULL);
+	jb_str(b, "path", e->binary);
+	jb_put(b, "}", 1);
+	if (e->url_path != NULL) {
+		jb_key(b, "http_request");
+		jb_lit(b, "{\"url\":{\"path\":");
+		jb_escaped(b, e->url_path);
+		jb_lit(b, "}}");
+	}
+	jb_key(b, "firewall_rule");
+	jb_put(b, "{", 1);
+	jb_str(b, "name", e->rule_name);
+	jb_str(b, "type", e->rule_type);
+	jb_put(b, "}", 1);
 }
 
 char *audit_event_json(const struct audit_event *e)
 {
-	struct json_object *root = json_object_new_object();
-	if (root == NULL)
-		return NULL;
+	struct jbuf b = { 0 };
 	bool allow = e->allow;
-	bool ok =
-		proxy_json_put(root, "class_uid",
-			       json_object_new_int(OCSF_CLASS_NETWORK_ACTIVITY)) &&
-		proxy_json_put(root, "class_name", json_object_new_string("Network Activity")) &&
-		proxy_json_put(root, "activity_id",
-			       json_object_new_int(allow ? OCSF_ACTIVITY_OPEN
-							 : OCSF_ACTIVITY_REFUSE)) &&
-		proxy_json_put(root, "activity_name",
-			       json_object_new_string(allow ? "Open" : "Refuse")) &&
-		proxy_json_put(root, "time", json_object_new_int64(e->time_ms)) &&
-		proxy_json_put(root, "severity_id",
-			       json_object_new_int(allow ? OCSF_SEVERITY_INFORMATIONAL
-							 : OCSF_SEVERITY_MEDIUM)) &&
-		proxy_json_put(root, "severity",
-			       json_object_new_string(allow ? "Informational" : "Medium")) &&
-		proxy_json_put(root, "action_id",
-			       json_object_new_int(allow ? OCSF_ACTION_ALLOWED
-							 : OCSF_ACTION_DENIED)) &&
-		proxy_json_put(root, "action", json_object_new_string(allow ? "allow" : "deny")) &&
-		proxy_json_put(root, "disposition_id",
-			       json_object_new_int(allow ? OCSF_DISPOSITION_ALLOWED
-							 : OCSF_DISPOSITION_BLOCKED)) &&
-		proxy_json_put(root, "disposition",
-			       json_object_new_string(allow ? "Allowed" : "Blocked")) &&
-		proxy_json_put(root, "message", proxy_json_str_or_null(e->message)) &&
-		proxy_json_put(root, "status_detail", proxy_json_str_or_null(e->reason)) &&
-		proxy_json_put(root, "path",
-			       json_object_new_string(e->path ? e->path : "explicit")) &&
-		proxy_json_put(root, "method", proxy_json_str_or_null(e->method)) &&
-		add_endpoints(root, e);
-	char *out = NULL;
-	if (ok) {
-		const char *s = json_object_to_json_string_ext(
-			root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-		if (s != NULL)
-			out = strdup(s);
+	jb_put(&b, "{", 1);
+	jb_int(&b, "class_uid", OCSF_CLASS_NETWORK_ACTIVITY);
+	jb_str(&b, "class_name", "Network Activity");
+	jb_int(&b, "activity_id", allow ? OCSF_ACTIVITY_OPEN : OCSF_ACTIVITY_REFUSE);
+	jb_str(&b, "activity_name", allow ? "Open" : "Refuse");
+	jb_int(&b, "time", e->time_ms);
+	jb_int(&b, "severity_id", allow ? OCSF_SEVERITY_INFORMATIONAL : OCSF_SEVERITY_MEDIUM);
+	jb_str(&b, "severity", allow ? "Informational" : "Medium");
+	jb_int(&b, "action_id", allow ? OCSF_ACTION_ALLOWED : OCSF_ACTION_DENIED);
+	jb_str(&b, "action", allow ? "allow" : "deny");
+	jb_int(&b, "disposition_id", allow ? OCSF_DISPOSITION_ALLOWED : OCSF_DISPOSITION_BLOCKED);
+	jb_str(&b, "disposition", allow ? "Allowed" : "Blocked");
+	jb_str(&b, "message", e->message);
+	jb_str(&b, "status_detail", e->reason);
+	jb_key(&b, "path");
+	jb_escaped(&b, e->path ? e->path : "explicit");
+	jb_str(&b, "method", e->method);
+	add_endpoints(&b, e);
+	jb_put(&b, "}", 1);
+	if (b.failed) {
+		free(b.p);
+		return NULL;
 	}
-	json_object_put(root);
-	return out;
+	return b.p;
 }

@@ -5,7 +5,8 @@
  * plaintext side reads straight into it; a TLS side reads ciphertext into
  * `rbuf`, feeds it to the SSL's memory BIO and SSL_read()s plaintext into
  * ibuf when there is room. Everything written to a TLS side goes through
- * SSL_write() and leaves through its write BIO as a uv_write. Reading from a
+ * SSL_write() and leaves through its write BIO: written at once when the
+ * socket takes it (uv_try_write), else queued (uv_write). Reading from a
  * side stops while its ibuf is full or the other side's write queue is above
  * the high-water mark, so memory per tunnel is bounded whatever the bodies.
  *
@@ -36,6 +37,7 @@ struct hr_write {
 };
 
 static void process(struct hr_session *s);
+static void arm_idle_release(struct hr_session *s);
 
 void hr_log(struct hr_session *s, int level, const char *fmt, ...)
 {
@@ -132,6 +134,34 @@ static void on_written(uv_write_t *req, int status)
 	process(s);
 }
 
+/* Send w->data[0..len) and take w: what the socket takes now goes without a
+ * write request (libuv's completion of one costs a callback and an
+ * epoll_ctl); the rest is queued behind it. uv_try_write() refuses while
+ * the queue is not empty, so the order holds. */
+static int send_write(struct hside *sd, struct hr_write *w, size_t len)
+{
+	uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
+	int n = uv_try_write(sd->stream, &b, 1);
+	if (n >= 0 && (size_t)n == len) {
+		free(w);
+		return 0;
+	}
+	if (n < 0 && n != UV_EAGAIN) {
+		free(w);
+		return n;
+	}
+	if (n > 0) {
+		b.base += n;
+		b.len -= (size_t)n;
+	}
+	w->s = sd->s;
+	w->req.data = w;
+	int rc = uv_write(&w->req, sd->stream, &b, 1, on_written);
+	if (rc < 0)
+		free(w);
+	return rc;
+}
+
 static int raw_write(struct hside *sd, const char *data, size_t len)
 {
 	if (len == 0)
@@ -139,14 +169,8 @@ static int raw_write(struct hside *sd, const char *data, size_t len)
 	struct hr_write *w = malloc(sizeof(*w) + len);
 	if (w == NULL)
 		return UV_ENOMEM;
-	w->s = sd->s;
-	w->req.data = w;
 	memcpy(w->data, data, len);
-	uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
-	int rc = uv_write(&w->req, sd->stream, &b, 1, on_written);
-	if (rc < 0)
-		free(w);
-	return rc;
+	return send_write(sd, w, len);
 }
 
 static int flush_tls(struct hside *sd)
@@ -162,14 +186,9 @@ static int flush_tls(struct hside *sd)
 			free(w);
 			return UV_EIO;
 		}
-		w->s = sd->s;
-		w->req.data = w;
-		uv_buf_t b = uv_buf_init(w->data, (unsigned)n);
-		int rc = uv_write(&w->req, sd->stream, &b, 1, on_written);
-		if (rc < 0) {
-			free(w);
+		int rc = send_write(sd, w, (size_t)n);
+		if (rc < 0)
 			return rc;
-		}
 	}
 	return 0;
 }
@@ -256,6 +275,8 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 		}
 		if (!sd->hs_done)
 			drive_handshake(s, sd);
+		else if (!uv_is_active((uv_handle_t *)s->timer))
+			arm_idle_release(s);
 	} else {
 		sd->ifill += (size_t)n;
 	}
@@ -301,8 +322,17 @@ static bool fill(struct hr_session *s, struct hside *sd)
 {
 	if (sd->ssl == NULL || !sd->hs_done || sd->eof)
 		return false;
-	bool progress = false;
+	bool progress = false, ran = false;
 	while (sd->ifill < HR_IBUF_BYTES) {
+		if (!tls_input_left(sd->ssl)) {
+			/* SSL_read() would only say "want read" */
+			if (sd->tcp_eof) {
+				sd->eof = true;
+				progress = true;
+			}
+			break;
+		}
+		ran = true;
 		int n = SSL_read(sd->ssl, sd->ibuf + sd->ifill, (int)(HR_IBUF_BYTES - sd->ifill));
 		if (n > 0) {
 			sd->ifill += (size_t)n;
@@ -326,6 +356,8 @@ static bool fill(struct hr_session *s, struct hside *sd)
 		}
 		break;
 	}
+	if (!ran)
+		return progress;
 	ERR_clear_error();
 	if (flush_tls(sd) < 0)
 		hr_fail(s, "write failed");
@@ -457,6 +489,51 @@ bool hr_is_raw(const struct hr_session *s)
 	return s != NULL && s->mode == M_RAW && !s->closing && !s->detached;
 }
 
+/* How many of the n buffered bytes at p belong to the current response body
+ * (all of them when it ends with the upstream's EOF); *done when they end
+ * it. -1: an invalid chunked body (the tunnel is failing). */
+static ssize_t response_body_take(struct hr_session *s, const char *p, size_t n, bool *done)
+{
+	*done = false;
+	if (s->rs == RS_EOF)
+		return (ssize_t)n;
+	if (s->rs_chunked) {
+		ssize_t r = chunked_feed(&s->rs_chunk, p, n);
+		if (r < 0) {
+			hr_log(s, PROXY_LOG_INFO, "invalid chunked response body: %s",
+			       s->rs_chunk.error);
+			hr_fail(s, NULL);
+			return -1;
+		}
+		*done = chunked_done(&s->rs_chunk);
+		return r;
+	}
+	size_t take = n > s->rs_left ? (size_t)s->rs_left : n;
+	s->rs_left -= take;
+	*done = s->rs_left == 0;
+	return (ssize_t)take;
+}
+
+/* A final response's head: set up its body's framing. False: no body. */
+static bool start_response_body(struct hr_session *s, const struct http_resp_head *h)
+{
+	s->rs_close = h->conn_close;
+	if (s->req_is_head || h->status == 204 || h->status == 304)
+		return false;
+	s->rs_chunked = h->chunked;
+	if (h->chunked) {
+		chunked_init(&s->rs_chunk);
+		s->rs = RS_BODY;
+	} else if (h->has_content_length) {
+		s->rs_left = h->content_length;
+		s->rs = RS_BODY;
+		return s->rs_left > 0;
+	} else {
+		s->rs = RS_EOF; /* delimited by the upstream closing */
+	}
+	return true;
+}
+
 static bool step_response_head(struct hr_session *s)
 {
 	struct hside *u = &s->side[UP], *c = &s->side[CL];
@@ -491,27 +568,23 @@ static bool step_response_head(struct hr_session *s)
 		hr_consume(u, h.head_len);
 		return true;
 	}
-	if (!hr_side_write(s, c, u->ibuf, h.head_len))
-		return false;
-	hr_consume(u, h.head_len);
-	if (h.status < 200)
-		return true; /* interim: the final response follows */
-	s->rs_close = h.conn_close;
-	if (s->req_is_head || h.status == 204 || h.status == 304) {
-		response_done(s);
-	} else if (h.chunked) {
-		s->rs = RS_BODY;
-		s->rs_chunked = true;
-		chunked_init(&s->rs_chunk);
-	} else if (h.has_content_length) {
-		s->rs_chunked = false;
-		s->rs_left = h.content_length;
-		s->rs = RS_BODY;
-		if (s->rs_left == 0)
-			response_done(s);
-	} else {
-		s->rs = RS_EOF; /* delimited by the upstream closing */
+	if (h.status < 200) { /* interim: the final response follows */
+		if (!hr_side_write(s, c, u->ibuf, h.head_len))
+			return false;
+		hr_consume(u, h.head_len);
+		return true;
 	}
+	/* The body bytes already here go with the head: one TLS record and
+	 * one write for a small response. */
+	bool done = !start_response_body(s, &h);
+	ssize_t body = 0;
+	if (!done && u->ifill > h.head_len && below_high_water(c))
+		body = response_body_take(s, u->ibuf + h.head_len, u->ifill - h.head_len, &done);
+	if (body < 0 || !hr_side_write(s, c, u->ibuf, h.head_len + (size_t)body))
+		return false;
+	hr_consume(u, h.head_len + (size_t)body);
+	if (done)
+		response_done(s);
 	return true;
 }
 
@@ -529,29 +602,11 @@ static bool step_response_body(struct hr_session *s)
 	}
 	if (!below_high_water(c))
 		return false;
-	size_t take = u->ifill;
 	bool done = false;
-	if (s->rs == RS_EOF) {
-		/* all of it */
-	} else if (s->rs_chunked) {
-		ssize_t r = chunked_feed(&s->rs_chunk, u->ibuf, take);
-		if (r < 0) {
-			hr_log(s, PROXY_LOG_INFO, "invalid chunked response body: %s",
-			       s->rs_chunk.error);
-			hr_fail(s, NULL);
-			return false;
-		}
-		take = (size_t)r;
-		done = chunked_done(&s->rs_chunk);
-	} else {
-		if (take > s->rs_left)
-			take = (size_t)s->rs_left;
-		s->rs_left -= take;
-		done = s->rs_left == 0;
-	}
-	if (!hr_side_write(s, c, u->ibuf, take))
+	ssize_t take = response_body_take(s, u->ibuf, u->ifill, &done);
+	if (take < 0 || !hr_side_write(s, c, u->ibuf, (size_t)take))
 		return false;
-	hr_consume(u, take);
+	hr_consume(u, (size_t)take);
 	if (done)
 		response_done(s);
 	return true;
@@ -635,9 +690,33 @@ static void on_timeout(uv_timer_t *t)
 	hr_fail(s, s->mode == M_SNIFF ? "no client bytes in time" : "TLS handshake timed out");
 }
 
+/* A TLS side keeps its record buffers (about 17 KiB each way) between
+ * records. This timer, started by a read when it is not running, frees them
+ * (tls_release_buffers) every PROXY_TLS_BUFFER_RELEASE_MS and stops once
+ * both sides' are freed: a busy tunnel allocates them again about once per
+ * period, an idle one holds none. A side with a partial record keeps them
+ * and the timer runs on. */
+static void on_idle_release(uv_timer_t *t)
+{
+	struct hr_session *s = t->data;
+	if (s->detached || s->closing)
+		return;
+	bool cl = tls_release_buffers(s->side[CL].ssl);
+	if (tls_release_buffers(s->side[UP].ssl) && cl)
+		uv_timer_stop(t);
+}
+
+static void arm_idle_release(struct hr_session *s)
+{
+	if (uv_timer_start(s->timer, on_idle_release, PROXY_TLS_BUFFER_RELEASE_MS,
+			   PROXY_TLS_BUFFER_RELEASE_MS) < 0)
+		hr_log(s, PROXY_LOG_DEBUG, "idle timer not started: TLS buffers kept");
+}
+
 static void handshakes_complete(struct hr_session *s)
 {
 	uv_timer_stop(s->timer);
+	arm_idle_release(s);
 	s->mode = M_HTTP;
 	const char *v = SSL_get_version(s->side[CL].ssl);
 	hr_log(s, PROXY_LOG_DEBUG, "TLS intercepted (client %s%s, upstream %s)", v,
@@ -752,10 +831,22 @@ static bool step_sniff(struct hr_session *s)
 
 /* ---- driver ---- */
 
+/* process() stopped at HR_MAX_STEPS with work left: go on from the next
+ * loop iteration (writes that complete at once bring no callback that
+ * would). The idle timer is re-armed by the next read. */
+static void on_more_steps(uv_timer_t *t)
+{
+	struct hr_session *s = t->data;
+	if (s->detached || s->closing)
+		return;
+	process(s);
+}
+
 static void process(struct hr_session *s)
 {
+	bool progress = false;
 	for (int i = 0; i < HR_MAX_STEPS && !s->closing && !s->detached; i++) {
-		bool progress = false;
+		progress = false;
 		switch (s->mode) {
 		case M_SNIFF:
 			progress = step_sniff(s);
@@ -779,6 +870,9 @@ static void process(struct hr_session *s)
 		if (!progress)
 			break;
 	}
+	if (progress && !s->closing && !s->detached && (s->mode == M_HTTP || s->mode == M_RAW) &&
+	    uv_timer_start(s->timer, on_more_steps, 0, 0) < 0)
+		hr_fail(s, "timer");
 	if (!s->closing && !s->detached)
 		update_reading(s);
 	if (!s->closing && s->mode == M_RAW && s->side[CL].wr_shut && s->side[UP].wr_shut &&

@@ -158,6 +158,49 @@ static void ob_free(struct obuf *o)
 
 #define HR_CRED_BUF_BYTES (4u * CRED_MAX_VALUE_BYTES + 1024u)
 
+/* The scratch buffer for resolved placeholders, allocated by the first
+ * placeholder of a request (most requests have none) and wiped when freed. */
+static char *cred_scratch(char **tmp)
+{
+	if (*tmp == NULL)
+		*tmp = malloc(HR_CRED_BUF_BYTES);
+	return *tmp;
+}
+
+static void cred_scratch_free(char *tmp)
+{
+	if (tmp == NULL)
+		return;
+	OPENSSL_cleanse(tmp, HR_CRED_BUF_BYTES);
+	free(tmp);
+}
+
+/* A value with placeholders resolved into *tmp (allocated on first use):
+ * CRED_NO_PLACEHOLDER when there is none, CRED_TOO_LONG without memory. */
+static int resolve_target(const struct cred_store *cs, const char *host, const char *target,
+			  char **tmp, size_t *n)
+{
+	size_t len = strlen(target);
+	if (!cred_contains_placeholder(target, len))
+		return CRED_NO_PLACEHOLDER;
+	if (cred_scratch(tmp) == NULL)
+		return CRED_TOO_LONG;
+	return cred_rewrite_target(cs, host, target, len, *tmp, HR_CRED_BUF_BYTES, n);
+}
+
+static int resolve_header(const struct cred_store *cs, const char *host,
+			  const struct http_header *hd, char **tmp, size_t *n)
+{
+	if (!cred_contains_placeholder(hd->value.p, hd->value.len))
+		return CRED_NO_PLACEHOLDER;
+	if (cred_scratch(tmp) == NULL)
+		return CRED_TOO_LONG;
+	char name[64];
+	copy_slice(name, sizeof(name), hd->name);
+	return cred_rewrite_header(cs, host, name, hd->value.p, hd->value.len, *tmp,
+				   HR_CRED_BUF_BYTES, n);
+}
+
 /* Refuse a request whose placeholders cannot be resolved here. */
 static void refuse_credentials(struct hr_session *s, const char *method, const char *path,
 			       int r)
@@ -180,16 +223,12 @@ static bool send_request_head(struct hr_session *s, const struct http_head *h,
 {
 	const struct cred_store *cs = s->px->creds;
 	struct obuf o = { 0 };
-	char *tmp = malloc(HR_CRED_BUF_BYTES);
-	if (tmp == NULL) {
-		hr_fail(s, "out of memory");
-		return false;
-	}
+	char *tmp = NULL;
 	int bad = CRED_OK;
 	size_t n = 0;
 	ob_put(&o, h->method.p, h->method.len);
 	ob_put(&o, " ", 1);
-	int r = cred_rewrite_target(cs, s->host, target, strlen(target), tmp, HR_CRED_BUF_BYTES, &n);
+	int r = resolve_target(cs, s->host, target, &tmp, &n);
 	if (r == CRED_OK)
 		ob_put(&o, tmp, n);
 	else if (r == CRED_NO_PLACEHOLDER)
@@ -203,13 +242,7 @@ static bool send_request_head(struct hr_session *s, const struct http_head *h,
 			continue; /* the identity is ours to state */
 		ob_put(&o, hd->name.p, hd->name.len);
 		ob_put(&o, ": ", 2);
-		r = CRED_NO_PLACEHOLDER;
-		if (cred_contains_placeholder(hd->value.p, hd->value.len)) {
-			char name[64];
-			copy_slice(name, sizeof(name), hd->name);
-			r = cred_rewrite_header(cs, s->host, name, hd->value.p, hd->value.len, tmp,
-						HR_CRED_BUF_BYTES, &n);
-		}
+		r = resolve_header(cs, s->host, hd, &tmp, &n);
 		if (r == CRED_OK)
 			ob_put(&o, tmp, n);
 		else if (r == CRED_NO_PLACEHOLDER)
@@ -221,8 +254,7 @@ static bool send_request_head(struct hr_session *s, const struct http_head *h,
 	if (s->tool && s->tool_identity != NULL)
 		ob_put(&o, s->tool_identity, strlen(s->tool_identity));
 	ob_put(&o, "\r\n", 2);
-	OPENSSL_cleanse(tmp, HR_CRED_BUF_BYTES);
-	free(tmp);
+	cred_scratch_free(tmp);
 	bool ok = false;
 	if (bad != CRED_OK)
 		refuse_credentials(s, method, log_path, bad);
@@ -316,9 +348,10 @@ static bool authority_matches_tunnel(const struct hr_session *s, const struct ht
 	return hr_authority_matches(hosth->value.p, hosth->value.len, s->host, s->port, dflt);
 }
 
-/* The request-target in three heap buffers. `path` and `query` are what
- * policy and logs see (placeholders redacted); `target` is the canonical
- * "path?query" with placeholders, for the upstream rewrite. */
+/* The request-target in three buffers of one heap block (owned by `path`).
+ * `path` and `query` are what policy and logs see (placeholders redacted);
+ * `target` is the canonical "path?query" with placeholders, for the
+ * upstream rewrite. */
 struct req_target {
 	char *path;
 	char *query;
@@ -330,8 +363,6 @@ struct req_target {
 static void req_target_free(struct req_target *t)
 {
 	free(t->path);
-	free(t->query);
-	free(t->target);
 }
 
 /* Canonicalize; on failure the client has been answered (or the tunnel
@@ -339,13 +370,13 @@ static void req_target_free(struct req_target *t)
 static bool canonical_target(struct hr_session *s, const char *method, struct http_slice tgt,
 			     struct req_target *t)
 {
-	t->path = malloc(CANON_MAX_PATH_BYTES + 1);
-	t->query = malloc(CANON_MAX_QUERY_BYTES + 1);
-	t->target = malloc(TARGET_CAP);
-	if (t->path == NULL || t->query == NULL || t->target == NULL) {
+	t->path = malloc(CANON_MAX_PATH_BYTES + 1 + CANON_MAX_QUERY_BYTES + 1 + TARGET_CAP);
+	if (t->path == NULL) {
 		hr_fail(s, "out of memory");
 		return false;
 	}
+	t->query = t->path + CANON_MAX_PATH_BYTES + 1;
+	t->target = t->query + CANON_MAX_QUERY_BYTES + 1;
 	const char *cerr = NULL;
 	if (canon_request_target(tgt.p, tgt.len, s->allow_encoded_slash, t->path,
 				 CANON_MAX_PATH_BYTES + 1, t->query, CANON_MAX_QUERY_BYTES + 1,

@@ -92,6 +92,11 @@ struct cred_store;
 					     * are kept for resumption (LRU) */
 #define PROXY_TLS_SESSIONS_PER_HOST 4u      /* sessions kept per host:port, each
 					     * offered once */
+#define PROXY_TLS_BUFFER_RELEASE_MS 1000u  /* an intercepted tunnel frees its TLS record
+					     * buffers (~34 KiB a side) when it has read
+					     * nothing for this long */
+#define PROXY_TLS_TICKETS_PER_HANDSHAKE 1u /* TLS 1.3 session tickets sent to a client per
+					     * full handshake (OpenSSL's default is 2) */
 #define PROXY_TCP_KEEPALIVE_S 60u          /* TCP keepalive idle time on intercepted
 					     * tunnels (they have no idle timeout) */
 #define PROXY_TLS_DIR_DEFAULT "/etc/openshell-tls"

@@ -42,6 +42,14 @@ SSL *tls_new_client(struct proxy_tls *t, const char *host, unsigned port);
  * session for the next connection to host:port. */
 void tls_keep_client_session(struct proxy_tls *t, SSL *ssl, const char *host, unsigned port);
 
+/* Free an SSL's record buffers if they hold nothing (OpenSSL allocates them
+ * again on the next read or write): for a tunnel gone idle, as the contexts
+ * keep them while a tunnel is busy. True when freed (or ssl is NULL). */
+bool tls_release_buffers(SSL *ssl);
+/* Ciphertext not yet decrypted (in the read BIO or the record layer) or
+ * plaintext not yet returned: false means SSL_read() cannot make progress. */
+bool tls_input_left(SSL *ssl);
+
 enum tls_sniff { TLS_SNIFF_MORE = 0, TLS_SNIFF_TLS, TLS_SNIFF_HTTP, TLS_SNIFF_OTHER };
 /* Classify the first bytes a client sent in a tunnel: a TLS handshake
  * record (0x16 0x03 0x00..0x04), an HTTP/1 request line, something else,

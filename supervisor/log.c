@@ -49,13 +49,60 @@ void sup_proxy_log(void *ud, int level, const char *msg)
 	sup_log(ud, level, "proxy: %s", msg);
 }
 
+static void audit_flush(struct sup_ctx *ctx)
+{
+	ctx->audit_pending = false;
+	if (fflush(ctx->audit) != 0)
+		sup_log(ctx, LOG_ERROR, "audit log write failed");
+}
+
 void sup_audit_line(void *ud, const char *json_line)
 {
 	struct sup_ctx *ctx = ud;
 	if (!ctx->audit)
 		return;
-	if (fprintf(ctx->audit, "%s\n", json_line) < 0 || fflush(ctx->audit) != 0)
+	if (fprintf(ctx->audit, "%s\n", json_line) < 0) {
 		sup_log(ctx, LOG_ERROR, "audit log write failed");
+		return;
+	}
+	if (ctx->audit_batching)
+		ctx->audit_pending = true;
+	else
+		audit_flush(ctx);
+}
+
+/* Runs once per loop iteration, after the I/O callbacks that wrote lines. */
+static void on_audit_check(uv_check_t *h)
+{
+	struct sup_ctx *ctx = h->data;
+	if (ctx->audit_pending)
+		audit_flush(ctx);
+}
+
+int sup_audit_batch_start(struct sup_ctx *ctx)
+{
+	if (!ctx->audit_owned) /* stderr: unbuffered, shared with the log */
+		return 0;
+	if (uv_check_init(&ctx->loop, &ctx->audit_flush) != 0)
+		return -1;
+	ctx->audit_flush.data = ctx;
+	if (uv_check_start(&ctx->audit_flush, on_audit_check) != 0) {
+		uv_close((uv_handle_t *)&ctx->audit_flush, NULL);
+		return -1;
+	}
+	uv_unref((uv_handle_t *)&ctx->audit_flush); /* never what keeps the loop alive */
+	ctx->audit_batching = true;
+	return 0;
+}
+
+void sup_audit_batch_stop(struct sup_ctx *ctx)
+{
+	if (!ctx->audit_batching)
+		return;
+	ctx->audit_batching = false;
+	if (ctx->audit_pending)
+		audit_flush(ctx);
+	uv_close((uv_handle_t *)&ctx->audit_flush, NULL);
 }
 
 /* An OCSF "Device Config State" (5002) event with its time and message; the

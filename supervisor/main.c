@@ -170,6 +170,7 @@ static void begin_shutdown(struct sup_ctx *ctx)
 	close_handle((uv_handle_t *)&ctx->sig_chld);
 	close_handle((uv_handle_t *)&ctx->timeout_timer);
 	close_handle((uv_handle_t *)&ctx->kill_timer);
+	sup_audit_batch_stop(ctx); /* lines from here on are flushed one by one */
 	sup_bypass_stop(ctx);
 	if (ctx->reload_inited) {
 		close_handle((uv_handle_t *)&ctx->policy_watch);
@@ -214,6 +215,8 @@ static int init_loop(struct sup_ctx *ctx)
 		return -1;
 	ctx->timeout_timer.data = ctx;
 	ctx->kill_timer.data = ctx;
+	if (sup_audit_batch_start(ctx) != 0)
+		return -1;
 	ctx->handles_open = true;
 	if (uv_signal_start(&ctx->sig_term, on_forward_signal, SIGTERM) != 0 ||
 	    uv_signal_start(&ctx->sig_int, on_forward_signal, SIGINT) != 0 ||

@@ -110,6 +110,12 @@ struct sup_ctx {
 	struct seccomp_plan *seccomp;    /* NULL: profile off */
 	FILE *audit;
 	bool audit_owned;
+	/* An --audit-log file is flushed once per loop iteration (a check
+	 * handle) instead of once per line: one write for all the lines of the
+	 * iteration. audit_batching: the handle is running. */
+	uv_check_t audit_flush;
+	bool audit_batching;
+	bool audit_pending;          /* lines written since the last flush */
 
 	uv_loop_t loop;
 	uv_signal_t sig_term, sig_int, sig_hup, sig_chld;
@@ -148,6 +154,9 @@ struct sup_ctx {
 void sup_log(const struct sup_ctx *ctx, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void sup_audit_line(void *ud, const char *json_line);
+/* Start batching (after the loop exists) / flush and stop (shutdown). */
+int sup_audit_batch_start(struct sup_ctx *ctx);
+void sup_audit_batch_stop(struct sup_ctx *ctx);
 struct json_object;
 struct json_object *sup_config_event_new(const char *message);
 void sup_proxy_log(void *ud, int level, const char *msg);

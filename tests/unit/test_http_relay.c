@@ -912,6 +912,42 @@ static void test_unread_denials_do_not_grow_the_queue(void **state)
 		fail_msg("all %zu bytes of unread-for requests were taken", sent);
 }
 
+/* More pipelined requests than one pass of the relay takes (HR_MAX_STEPS),
+ * all answered by the proxy with writes that complete at once: the rest are
+ * still answered, in order, without any further client bytes. */
+static void test_many_pipelined_denials(void **state)
+{
+	struct world *w = *state;
+	use_handler(w, h_keepalive);
+	int fd = tunnel(w, w->up.port);
+	struct timeval tv = { .tv_sec = 5, .tv_usec = 0 };
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+	char host[64], one[128];
+	host_line(w, host, sizeof(host));
+	int n = snprintf(one, sizeof(one), "DELETE /d HTTP/1.1\r\n%s\r\n", host);
+	assert_true(n > 0 && (size_t)n < sizeof(one));
+	enum { N_DENIED = 600 };
+	size_t cap = (size_t)n * N_DENIED + sizeof(one), fill = 0;
+	char *reqs = malloc(cap);
+	assert_non_null(reqs);
+	for (int i = 0; i < N_DENIED; i++, fill += (size_t)n)
+		memcpy(reqs + fill, one, (size_t)n);
+	snprintf(reqs + fill, cap - fill, "GET /last HTTP/1.1\r\n%s\r\n", host);
+	send_str(fd, reqs);
+	free(reqs);
+	size_t bufcap = 4u << 20;
+	char *buf = malloc(bufcap);
+	assert_non_null(buf);
+	read_until(fd, buf, bufcap, "ok /last");
+	int denied = 0;
+	for (const char *p = buf; (p = strstr(p, "\"policy_denied\"")) != NULL; p++)
+		denied++;
+	assert_int_equal(denied, N_DENIED);
+	assert_non_null(strstr(buf, "ok /last"));
+	free(buf);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest pure[] = {
@@ -931,6 +967,7 @@ int main(void)
 		cmocka_unit_test(test_reload_ends_tunnel_before_next_request),
 		cmocka_unit_test(test_reload_closes_upgraded_tunnel_it_no_longer_allows),
 		cmocka_unit_test(test_unread_denials_do_not_grow_the_queue),
+		cmocka_unit_test(test_many_pipelined_denials),
 	};
 	int rc = cmocka_run_group_tests(pure, NULL, NULL);
 	return rc | cmocka_run_group_tests(loop, setup, teardown);

@@ -310,6 +310,60 @@ static void test_session_resumption(void **state)
 	proxy_ca_free(ca);
 }
 
+/* TLS 1.3: PROXY_TLS_TICKETS_PER_HANDSHAKE tickets per connection, and one
+ * is enough to resume the next connection (which brings a fresh one). */
+static int tickets_seen;
+static SSL_SESSION *last_ticket;
+
+static int on_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+	tickets_seen++;
+	SSL_SESSION_free(last_ticket);
+	last_ticket = sess;
+	return 1; /* we keep the reference */
+}
+
+/* The client reads what the server sent after the handshake (its tickets). */
+static void take_tickets(SSL *c)
+{
+	char buf[64];
+	assert_true(SSL_read(c, buf, sizeof(buf)) <= 0);
+	assert_int_equal(SSL_get_error(c, -1), SSL_ERROR_WANT_READ);
+}
+
+static void test_tls13_tickets(void **state)
+{
+	struct proxy_ca *ca = new_ca();
+	char err[256];
+	struct proxy_tls *t = tls_create(ca, NULL, 0, err, sizeof(err));
+	if (t == NULL)
+		skip();
+	SSL_CTX *cctx = client_trusting(ca->ca_cert);
+	SSL_CTX_set_min_proto_version(cctx, TLS1_3_VERSION);
+	SSL_CTX_set_session_cache_mode(cctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
+	SSL_CTX_sess_set_new_cb(cctx, on_new_session);
+	tickets_seen = 0;
+	for (int round = 0; round < 3; round++) {
+		SSL *c = mem_client(cctx, "t.example");
+		if (last_ticket != NULL)
+			assert_int_equal(SSL_set_session(c, last_ticket), 1);
+		SSL *s = tls_new_server(t, "t.example");
+		assert_true(handshake(c, s));
+		take_tickets(c);
+		assert_int_equal(tickets_seen, (round + 1) * (int)PROXY_TLS_TICKETS_PER_HANDSHAKE);
+		assert_int_equal(SSL_session_reused(c), round > 0);
+		/* freed without a shutdown, OpenSSL marks the session not resumable */
+		SSL_set_shutdown(c, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+		SSL_free(c);
+		SSL_free(s);
+	}
+	SSL_SESSION_free(last_ticket);
+	last_ticket = NULL;
+	SSL_CTX_free(cctx);
+	tls_free(t);
+	proxy_ca_free(ca);
+}
+
 /* The upstream side checks the name against the extra CA's leaf. */
 static void test_upstream_verification(void **state)
 {
@@ -374,6 +428,7 @@ int main(void)
 		cmocka_unit_test(test_sniff),
 		cmocka_unit_test(test_server_side_alpn_and_chain),
 		cmocka_unit_test(test_session_resumption),
+		cmocka_unit_test(test_tls13_tickets),
 		cmocka_unit_test(test_upstream_verification),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
