@@ -503,7 +503,9 @@ static void test_background_job_is_hung_up(void **state)
 	assert_int_equal(ssh_run(h, NULL, job, NULL, out, sizeof out), 0);
 	assert_string_equal(out, "started\n");
 	assert_true(now_ms() - t0 < SSH_RELAY_DRAIN_MS + 3000);
-	FMT(cmd, "sleep 1; pgrep -f '[s]leep %d[.]3' || true", tag);
+	/* gone within 10 s (at once, normally; a loaded machine may be slow) */
+	FMT(cmd, "for i in $(seq 100); do pgrep -f '[s]leep %d[.]3' >/dev/null || exit 0; "
+		 "sleep 0.1; done; pgrep -f '[s]leep %d[.]3'", tag, tag);
 	assert_int_equal(run(cmd, out, sizeof out), 0);
 	assert_string_equal(out, "");
 }
@@ -916,11 +918,17 @@ static void test_stop_ends_sessions(void **state)
 	char saved[1024];
 	memcpy(saved, h->ssh, sizeof saved);
 	build_ssh_prefix(h, sock, NULL);
-	FMT(cmd, "%s 'sleep 300' </dev/null; echo rc=$?", h->ssh);
+	int tag = 300000 + (int)(getpid() % 100000); /* nobody else's sleep matches */
+	FMT(cmd, "%s 'sleep %d.5' </dev/null; echo rc=$?", h->ssh, tag);
 	memcpy(h->ssh, saved, sizeof saved);
 	FILE *f = popen(cmd, "r");
 	assert_non_null(f);
-	sleep(1);
+	/* stop it only once the session's command runs (within 10 s); anchored,
+	 * as the ssh client's own command line has the same words */
+	char wait_cmd[256];
+	FMT(wait_cmd, "for i in $(seq 100); do pgrep -f '^sleep %d[.]5$' >/dev/null && exit 0; "
+		      "sleep 0.1; done; exit 1", tag);
+	assert_int_equal(run(wait_cmd, out, sizeof out), 0);
 	long long t0 = now_ms();
 	stop_relay(h, 1);
 	assert_true(now_ms() - t0 < SSH_RELAY_KILL_GRACE_MS + SSH_RELAY_REAP_WAIT_MS + 1500);

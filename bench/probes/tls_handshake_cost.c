@@ -1,0 +1,125 @@
+/* tls_handshake_cost.c - what OpenSSL itself costs per TLS 1.3 handshake on
+ * this machine, without sockets: a client and a server SSL in one process
+ * joined by a BIO pair, a P-256 certificate, N full handshakes and then N
+ * resumed ones. CPU time per handshake pair (both ends); run it under
+ * `valgrind --tool=callgrind` for instruction counts that do not depend on
+ * the machine's load. Argument: "t1" to send one session ticket per
+ * handshake instead of OpenSSL's default two; second argument: N.
+ *
+ *   cc -O2 -o /tmp/hs bench/probes/tls_handshake_cost.c -lssl -lcrypto
+ *   /tmp/hs; /tmp/hs t1; valgrind --tool=callgrind /tmp/hs t1 150
+ */
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double cpu_us(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+	return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "%s failed\n", what);
+	ERR_print_errors_fp(stderr);
+	exit(1);
+}
+
+static X509 *self_signed(EVP_PKEY *k)
+{
+	X509 *x = X509_new();
+	if (x == NULL || X509_set_version(x, 2) != 1 ||
+	    ASN1_INTEGER_set(X509_get_serialNumber(x), 1) != 1 ||
+	    X509_gmtime_adj(X509_getm_notBefore(x), 0) == NULL ||
+	    X509_gmtime_adj(X509_getm_notAfter(x), 86400) == NULL || X509_set_pubkey(x, k) != 1)
+		die("certificate");
+	X509_NAME *n = X509_get_subject_name(x);
+	if (X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"a.test", -1,
+				       -1, 0) != 1 ||
+	    X509_set_issuer_name(x, n) != 1 || X509_sign(x, k, EVP_sha256()) == 0)
+		die("certificate");
+	return x;
+}
+
+static void handshake(SSL *c, SSL *s)
+{
+	for (int i = 0; i < 20; i++) {
+		int a = SSL_do_handshake(c), b = SSL_do_handshake(s);
+		if (a == 1 && b == 1)
+			return;
+	}
+	die("handshake");
+}
+
+/* n handshakes (after one warm-up); resume: each offers the last session. */
+static void run(SSL_CTX *cc, SSL_CTX *sc, int n, int resume, const char *what)
+{
+	SSL_SESSION *sess = NULL;
+	double t0 = 0;
+	int reused = 0;
+	for (int i = 0; i <= n; i++) {
+		if (i == 1)
+			t0 = cpu_us();
+		SSL *c = SSL_new(cc), *s = SSL_new(sc);
+		BIO *b1, *b2;
+		if (c == NULL || s == NULL || BIO_new_bio_pair(&b1, 0, &b2, 0) != 1)
+			die("SSL_new");
+		SSL_set_bio(c, b1, b1);
+		SSL_set_bio(s, b2, b2);
+		SSL_set_connect_state(c);
+		SSL_set_accept_state(s);
+		if (SSL_set_tlsext_host_name(c, "a.test") != 1 ||
+		    (resume && sess != NULL && SSL_set_session(c, sess) != 1))
+			die("client set-up");
+		handshake(c, s);
+		char buf[8]; /* one byte of data lets the client read its tickets */
+		if (SSL_write(s, "x", 1) != 1 || SSL_read(c, buf, sizeof(buf)) != 1)
+			die("data");
+		reused += SSL_session_reused(c);
+		if (resume) {
+			SSL_SESSION_free(sess);
+			sess = SSL_get1_session(c);
+		}
+		SSL_shutdown(c);
+		SSL_shutdown(s);
+		SSL_free(c);
+		SSL_free(s);
+	}
+	if (n > 0)
+		printf("%-34s %7.1f us CPU per handshake pair, %d of %d resumed\n", what,
+		       (cpu_us() - t0) / n, reused, n + 1);
+	SSL_SESSION_free(sess);
+}
+
+int main(int argc, char **argv)
+{
+	const char *opt = argc > 1 ? argv[1] : "";
+	int n = argc > 2 ? atoi(argv[2]) : 2000;
+	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	if (k == NULL)
+		die("key");
+	X509 *x = self_signed(k);
+	SSL_CTX *sc = SSL_CTX_new(TLS_server_method()), *cc = SSL_CTX_new(TLS_client_method());
+	if (sc == NULL || cc == NULL || SSL_CTX_use_certificate(sc, x) != 1 ||
+	    SSL_CTX_use_PrivateKey(sc, k) != 1 ||
+	    SSL_CTX_set_min_proto_version(sc, TLS1_3_VERSION) != 1)
+		die("contexts");
+	if (strcmp(opt, "t1") == 0 && SSL_CTX_set_num_tickets(sc, 1) != 1)
+		die("tickets");
+	SSL_CTX_set_verify(cc, SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_session_cache_mode(cc, SSL_SESS_CACHE_CLIENT);
+	run(cc, sc, n, 0, "full handshake (ECDHE, P-256 ECDSA)");
+	run(cc, sc, n, 1, "resumed handshake (PSK + ECDHE)");
+	SSL_CTX_free(cc);
+	SSL_CTX_free(sc);
+	X509_free(x);
+	EVP_PKEY_free(k);
+	return 0;
+}
