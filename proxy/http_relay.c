@@ -833,13 +833,16 @@ static bool step_sniff(struct hr_session *s)
 
 /* process() stopped at HR_MAX_STEPS with work left: go on from the next
  * loop iteration (writes that complete at once bring no callback that
- * would). The idle timer is re-armed by the next read. */
+ * would). The timer is the session's one; once the work is done it goes
+ * back to releasing idle TLS buffers. */
 static void on_more_steps(uv_timer_t *t)
 {
 	struct hr_session *s = t->data;
 	if (s->detached || s->closing)
 		return;
 	process(s);
+	if (!s->detached && !s->closing && s->tls && !uv_is_active((uv_handle_t *)t))
+		arm_idle_release(s);
 }
 
 static void process(struct hr_session *s)

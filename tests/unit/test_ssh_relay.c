@@ -68,7 +68,10 @@ static void child_exec(const struct ssh_relay_session_req *req, char *const *arg
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* Default dispositions, as the supervisor's spawn gives: a test run
+	 * under nohup must not hand its ignored SIGHUP on to the sessions. */
 	signal(SIGPIPE, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
 	if (setsid() < 0)
 		_exit(126);
 	if (req->pty && ioctl(req->stdin_fd, TIOCSCTTY, 0) != 0)
