@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "proxy/strbuf.h"
+
 enum {
 	OCSF_CLASS_NETWORK_ACTIVITY = 4001,
 	OCSF_ACTIVITY_OPEN = 1,
@@ -55,62 +57,30 @@ struct json_object *proxy_json_child(struct json_object *parent, const char *k)
 	return o;
 }
 
-/* The line is written directly (json-c's object tree cost a few dozen
- * allocations per event, and there is one event per request): plain JSON,
- * keys in a fixed order, strings escaped as json-c escapes them (control
- * bytes, '"', '\\'; other bytes unchanged; '/' not escaped). */
-struct jbuf {
-	char *p;
-	size_t len, cap;
-	bool failed;
-};
-
-static void jb_put(struct jbuf *b, const char *d, size_t n)
-{
-	if (b->failed)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 1024;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (p == NULL) {
-			b->failed = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, d, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void jb_lit(struct jbuf *b, const char *s)
-{
-	jb_put(b, s, strlen(s));
-}
-
+/* The line is written directly into a strbuf (json-c's object tree cost a
+ * few dozen allocations per event, and there is one event per request):
+ * plain JSON, keys in a fixed order, strings escaped as json-c escapes them
+ * (control bytes, '"', '\\'; other bytes unchanged; '/' not escaped). */
 /* ',"key":', without the comma for an object's first key. */
-static void jb_key(struct jbuf *b, const char *key)
+static void jb_key(struct strbuf *b, const char *key)
 {
 	if (b->len > 0 && b->p[b->len - 1] != '{')
-		jb_put(b, ",", 1);
-	jb_put(b, "\"", 1);
-	jb_lit(b, key);
-	jb_put(b, "\":", 2);
+		strbuf_put(b, ",", 1);
+	strbuf_put(b, "\"", 1);
+	strbuf_puts(b, key);
+	strbuf_put(b, "\":", 2);
 }
 
-static void jb_escaped(struct jbuf *b, const char *s)
+static void jb_escaped(struct strbuf *b, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
-	jb_put(b, "\"", 1);
+	strbuf_put(b, "\"", 1);
 	const char *run = s;
 	for (; *s != '\0'; s++) {
 		unsigned char c = (unsigned char)*s;
 		if (c >= 0x20 && c != '"' && c != '\\')
 			continue;
-		jb_put(b, run, (size_t)(s - run));
+		strbuf_put(b, run, (size_t)(s - run));
 		run = s + 1;
 		char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
 		size_t n = 2;
@@ -124,75 +94,75 @@ static void jb_escaped(struct jbuf *b, const char *s)
 		case '\t': esc[1] = 't'; break;
 		default: n = 6; break;
 		}
-		jb_put(b, esc, n);
+		strbuf_put(b, esc, n);
 	}
-	jb_put(b, run, (size_t)(s - run));
-	jb_put(b, "\"", 1);
+	strbuf_put(b, run, (size_t)(s - run));
+	strbuf_put(b, "\"", 1);
 }
 
 /* "key":"value", or "key":null for NULL or "". */
-static void jb_str(struct jbuf *b, const char *key, const char *v)
+static void jb_str(struct strbuf *b, const char *key, const char *v)
 {
 	jb_key(b, key);
 	if (v == NULL || v[0] == '\0')
-		jb_lit(b, "null");
+		strbuf_puts(b, "null");
 	else
 		jb_escaped(b, v);
 }
 
-static void jb_int(struct jbuf *b, const char *key, int64_t v)
+static void jb_int(struct strbuf *b, const char *key, int64_t v)
 {
 	char num[24];
 	int n = snprintf(num, sizeof(num), "%" PRId64, v);
 	jb_key(b, key);
 	if (n > 0 && (size_t)n < sizeof(num))
-		jb_put(b, num, (size_t)n);
+		strbuf_put(b, num, (size_t)n);
 	else
 		b->failed = true;
 }
 
-static void add_endpoints(struct jbuf *b, const struct audit_event *e)
+static void add_endpoints(struct strbuf *b, const struct audit_event *e)
 {
 	jb_key(b, "dst_endpoint");
-	jb_put(b, "{", 1);
+	strbuf_put(b, "{", 1);
 	jb_str(b, "hostname", e->host);
 	jb_int(b, "port", e->port);
 	jb_str(b, "ip", e->dst_ip);
-	jb_put(b, "}", 1);
+	strbuf_put(b, "}", 1);
 	jb_key(b, "src_endpoint");
-	jb_put(b, "{", 1);
+	strbuf_put(b, "{", 1);
 	jb_str(b, "ip", e->src_ip);
 	if (e->src_ip != NULL)
 		jb_int(b, "port", e->src_port);
 	else
 		jb_str(b, "port", NULL);
-	jb_put(b, "}", 1);
+	strbuf_put(b, "}", 1);
 	jb_key(b, "process");
-	jb_put(b, "{", 1);
+	strbuf_put(b, "{", 1);
 	if (e->pid > 0)
 		jb_int(b, "pid", e->pid);
 	else
 		jb_str(b, "pid", NULL);
 	jb_str(b, "path", e->binary);
-	jb_put(b, "}", 1);
+	strbuf_put(b, "}", 1);
 	if (e->url_path != NULL) {
 		jb_key(b, "http_request");
-		jb_lit(b, "{\"url\":{\"path\":");
+		strbuf_puts(b, "{\"url\":{\"path\":");
 		jb_escaped(b, e->url_path);
-		jb_lit(b, "}}");
+		strbuf_puts(b, "}}");
 	}
 	jb_key(b, "firewall_rule");
-	jb_put(b, "{", 1);
+	strbuf_put(b, "{", 1);
 	jb_str(b, "name", e->rule_name);
 	jb_str(b, "type", e->rule_type);
-	jb_put(b, "}", 1);
+	strbuf_put(b, "}", 1);
 }
 
 char *audit_event_json(const struct audit_event *e)
 {
-	struct jbuf b = { 0 };
+	struct strbuf b = { 0 };
 	bool allow = e->allow;
-	jb_put(&b, "{", 1);
+	strbuf_put(&b, "{", 1);
 	jb_int(&b, "class_uid", OCSF_CLASS_NETWORK_ACTIVITY);
 	jb_str(&b, "class_name", "Network Activity");
 	jb_int(&b, "activity_id", allow ? OCSF_ACTIVITY_OPEN : OCSF_ACTIVITY_REFUSE);
@@ -210,9 +180,9 @@ char *audit_event_json(const struct audit_event *e)
 	jb_escaped(&b, e->path ? e->path : "explicit");
 	jb_str(&b, "method", e->method);
 	add_endpoints(&b, e);
-	jb_put(&b, "}", 1);
+	strbuf_put(&b, "}", 1);
 	if (b.failed) {
-		free(b.p);
+		strbuf_free(&b);
 		return NULL;
 	}
 	return b.p;

@@ -14,6 +14,7 @@
 #include "proxy/http_relay_int.h"
 #include "proxy/reserved.h"
 #include "proxy/proxy_int.h"
+#include "proxy/strbuf.h"
 #include "proxy/response.h"
 
 /* ---- audit ---- */
@@ -114,48 +115,6 @@ static bool requested_upgrade(const struct http_head *h)
 	       http_list_has_token(conn->value, "upgrade");
 }
 
-/* A growable byte buffer; wiped when freed (it may hold real credentials). */
-struct obuf {
-	char *p;
-	size_t len, cap;
-	bool failed;
-};
-
-static void ob_put(struct obuf *o, const char *d, size_t n)
-{
-	if (o->failed)
-		return;
-	if (o->len + n > o->cap) {
-		size_t cap = o->cap ? o->cap : 1024;
-		while (cap < o->len + n)
-			cap *= 2;
-		char *p = malloc(cap);
-		if (p == NULL) {
-			o->failed = true;
-			return;
-		}
-		if (o->len > 0)
-			memcpy(p, o->p, o->len);
-		if (o->p != NULL) {
-			OPENSSL_cleanse(o->p, o->cap);
-			free(o->p);
-		}
-		o->p = p;
-		o->cap = cap;
-	}
-	memcpy(o->p + o->len, d, n);
-	o->len += n;
-}
-
-static void ob_free(struct obuf *o)
-{
-	if (o->p != NULL) {
-		OPENSSL_cleanse(o->p, o->cap);
-		free(o->p);
-	}
-	memset(o, 0, sizeof(*o));
-}
-
 #define HR_CRED_BUF_BYTES (4u * CRED_MAX_VALUE_BYTES + 1024u)
 
 /* The scratch buffer for resolved placeholders, allocated by the first
@@ -222,38 +181,38 @@ static bool send_request_head(struct hr_session *s, const struct http_head *h,
 			      const char *method, const char *target, const char *log_path)
 {
 	const struct cred_store *cs = s->px->creds;
-	struct obuf o = { 0 };
+	struct strbuf o = { 0 };
 	char *tmp = NULL;
 	int bad = CRED_OK;
 	size_t n = 0;
-	ob_put(&o, h->method.p, h->method.len);
-	ob_put(&o, " ", 1);
+	strbuf_put(&o, h->method.p, h->method.len);
+	strbuf_put(&o, " ", 1);
 	int r = resolve_target(cs, s->host, target, &tmp, &n);
 	if (r == CRED_OK)
-		ob_put(&o, tmp, n);
+		strbuf_put(&o, tmp, n);
 	else if (r == CRED_NO_PLACEHOLDER)
-		ob_put(&o, target, strlen(target));
+		strbuf_put(&o, target, strlen(target));
 	else
 		bad = r;
-	ob_put(&o, h->minor_version ? " HTTP/1.1\r\n" : " HTTP/1.0\r\n", 11);
+	strbuf_put(&o, h->minor_version ? " HTTP/1.1\r\n" : " HTTP/1.0\r\n", 11);
 	for (size_t i = 0; i < h->n_headers && bad == CRED_OK; i++) {
 		const struct http_header *hd = &h->headers[i];
 		if (s->tool && reserved_tool_header(hd->name))
 			continue; /* the identity is ours to state */
-		ob_put(&o, hd->name.p, hd->name.len);
-		ob_put(&o, ": ", 2);
+		strbuf_put(&o, hd->name.p, hd->name.len);
+		strbuf_put(&o, ": ", 2);
 		r = resolve_header(cs, s->host, hd, &tmp, &n);
 		if (r == CRED_OK)
-			ob_put(&o, tmp, n);
+			strbuf_put(&o, tmp, n);
 		else if (r == CRED_NO_PLACEHOLDER)
-			ob_put(&o, hd->value.p, hd->value.len);
+			strbuf_put(&o, hd->value.p, hd->value.len);
 		else
 			bad = r;
-		ob_put(&o, "\r\n", 2);
+		strbuf_put(&o, "\r\n", 2);
 	}
 	if (s->tool && s->tool_identity != NULL)
-		ob_put(&o, s->tool_identity, strlen(s->tool_identity));
-	ob_put(&o, "\r\n", 2);
+		strbuf_put(&o, s->tool_identity, strlen(s->tool_identity));
+	strbuf_put(&o, "\r\n", 2);
 	cred_scratch_free(tmp);
 	bool ok = false;
 	if (bad != CRED_OK)
@@ -262,7 +221,7 @@ static bool send_request_head(struct hr_session *s, const struct http_head *h,
 		hr_fail(s, "out of memory");
 	else
 		ok = hr_side_write(s, &s->side[UP], o.p, o.len);
-	ob_free(&o);
+	strbuf_free(&o);
 	return ok;
 }
 

@@ -32,6 +32,8 @@
 #include "proxy/http_relay.h"
 #include "proxy/proxy.h"
 #include "proxy/response.h"
+#include "tests/unit/support/harness.h"
+#include "tests/unit/support/net.h"
 
 #define IO_TIMEOUT_S 10
 
@@ -145,13 +147,6 @@ struct up {
 	size_t seen_len;
 	SSL_CTX *tls;        /* non-NULL: TLS server */
 };
-
-static void set_timeouts(int fd)
-{
-	struct timeval tv = { .tv_sec = IO_TIMEOUT_S };
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
 
 static void record(struct up *u, const char *p, size_t n)
 {
@@ -281,7 +276,8 @@ static void *up_main(void *arg)
 		int fd = accept(u->lfd, NULL, NULL);
 		if (fd < 0)
 			break;
-		set_timeouts(fd);
+		if (tu_set_timeouts(fd, IO_TIMEOUT_S) != 0) /* no cmocka asserts off the test thread */
+			fprintf(stderr, "upstream: setting socket timeouts failed\n");
 		pthread_mutex_lock(&u->mu);
 		up_handler h = u->handler;
 		pthread_mutex_unlock(&u->mu);
@@ -306,19 +302,6 @@ static void *up_main(void *arg)
 		close(fd);
 	}
 	return NULL;
-}
-
-static int listen_loopback(uint16_t *port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(fd >= 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(fd, 16), 0);
-	socklen_t len = sizeof(a);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	*port = ntohs(a.sin_port);
-	return fd;
 }
 
 /* ---- the proxy on a loop thread ---- */
@@ -353,12 +336,6 @@ static void on_audit(void *ud, const char *line)
 		w->audit[w->audit_len] = '\0';
 	}
 	pthread_mutex_unlock(&w->mu);
-}
-
-static void on_log(void *ud, int level, const char *msg)
-{
-	if (getenv("PROXY_TEST_VERBOSE") != NULL)
-		fprintf(stderr, "[proxy %d] %s\n", level, msg);
 }
 
 static void on_stop(uv_async_t *a)
@@ -396,7 +373,7 @@ static void up_start(struct up *u, SSL_CTX *tls)
 	memset(u, 0, sizeof(*u));
 	pthread_mutex_init(&u->mu, NULL);
 	u->tls = tls;
-	u->lfd = listen_loopback(&u->port);
+	u->lfd = tu_listen_loopback(&u->port);
 	assert_int_equal(pthread_create(&u->thread, NULL, up_main, u), 0);
 }
 
@@ -455,7 +432,7 @@ static int setup(void **state)
 	const char *extra[] = { w->up_ca_file };
 	struct proxy_config cfg = {
 		.listen_ip = "127.0.0.1",
-		.hooks = { .audit = on_audit, .log = on_log, .ud = w },
+		.hooks = { .audit = on_audit, .log = tu_log_hook, .ud = w },
 		.test_allow_loopback_upstream = true,
 		.ca = w->ca,
 		.upstream_ca_files = extra,
@@ -505,19 +482,6 @@ static void use_handler(struct world *w, up_handler h)
 
 /* ---- client ---- */
 
-/* Read until `n` bytes or EOF; returns bytes read. */
-static size_t read_n(int fd, char *buf, size_t n)
-{
-	size_t got = 0;
-	while (got < n) {
-		ssize_t r = recv(fd, buf + got, n - got, 0);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	return got;
-}
-
 /* Read until `needle` appears (or EOF / cap); NUL-terminated. */
 static size_t read_until(int fd, char *buf, size_t cap, const char *needle)
 {
@@ -550,7 +514,7 @@ static int tunnel_rcvbuf(struct world *w, uint16_t port, int rcvbuf)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	assert_true(fd >= 0);
-	set_timeouts(fd);
+	assert_int_equal(tu_set_timeouts(fd, IO_TIMEOUT_S), 0);
 	if (rcvbuf > 0) /* before connect: a small window, no autotuning */
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(w->port),
@@ -618,7 +582,7 @@ static void test_upgrade_forwards_overflow_then_raw(void **state)
 	assert_memory_equal(end + 4, "\x81\x05hello", 7);
 	/* raw both ways now: not HTTP */
 	send_str(fd, "\x01\x02 not http at all\r\n\r\n");
-	n = read_n(fd, buf, 22);
+	n = tu_read_exact(fd, buf, 22);
 	assert_int_equal(n, 22);
 	assert_memory_equal(buf, "\x01\x02 not http at all\r\n\r\n", 22);
 	close(fd);
@@ -833,7 +797,7 @@ static bool raw_echoes(int fd)
 {
 	char buf[8];
 	send_str(fd, "\x01raw\x02");
-	return read_n(fd, buf, 5) == 5 && memcmp(buf, "\x01raw\x02", 5) == 0;
+	return tu_read_exact(fd, buf, 5) == 5 && memcmp(buf, "\x01raw\x02", 5) == 0;
 }
 
 /* After a 101 the tunnel is raw: a reload keeping its endpoint leaves it

@@ -237,6 +237,14 @@ static SSL_CTX *client_trusting(X509 *ca_cert)
 	return ctx;
 }
 
+/* Freed without a shutdown, OpenSSL marks the client's session not
+ * resumable; this frees it as after a clean close. */
+static void free_resumable(SSL *c)
+{
+	SSL_set_shutdown(c, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+	SSL_free(c);
+}
+
 static void test_server_side_alpn_and_chain(void **state)
 {
 	struct proxy_ca *ca = new_ca();
@@ -293,9 +301,7 @@ static void test_session_resumption(void **state)
 	assert_true(handshake(c, s));
 	SSL_SESSION *sess = SSL_get1_session(c);
 	assert_non_null(sess);
-	/* freed without a shutdown, OpenSSL marks the session not resumable */
-	SSL_set_shutdown(c, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
-	SSL_free(c);
+	free_resumable(c);
 	SSL_free(s);
 	c = mem_client(cctx, "r.example");
 	SSL_set_session(c, sess);
@@ -352,9 +358,7 @@ static void test_tls13_tickets(void **state)
 		take_tickets(c);
 		assert_int_equal(tickets_seen, (round + 1) * (int)PROXY_TLS_TICKETS_PER_HANDSHAKE);
 		assert_int_equal(SSL_session_reused(c), round > 0);
-		/* freed without a shutdown, OpenSSL marks the session not resumable */
-		SSL_set_shutdown(c, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
-		SSL_free(c);
+		free_resumable(c);
 		SSL_free(s);
 	}
 	SSL_SESSION_free(last_ticket);
