@@ -1,20 +1,24 @@
 /* fence.c - nftables fence text and its atomic load through libnftables.
  *
- * Output chain, policy drop. Accepted: loopback, TCP to the proxy, replies.
+ * Output chain, policy drop. Accepted: replies, TCP to the proxy port, loopback
+ * other than the proxy address.
  * Everything else goes to the deny chain: counted, copied to NFLOG for the
  * bypass audit (rate limited; the kernel adds the socket's uid) and rejected
  * explicitly so clients fail at once instead of timing out; the drop policy
  * only catches what no reject rule matched.
  *
  * Input chain, policy drop: only loopback and replies to what the output
- * chain let out. Without it a packet from outside (any host that routes the
- * sandbox subnet to the container, whose IPv4 forwarding a new namespace
- * inherits) would open a conntrack entry, and the sandbox's answers would
- * leave as `ct state established`: a two-way channel around the proxy.
+ * chain let out. Forward chain, policy drop: nothing is routed through the
+ * namespace (a new namespace inherits IPv4 forwarding from the host). The
+ * namespace has no link to the outside, so no packet from outside can arrive
+ * at all; the two chains keep it so should a link ever appear: a packet from
+ * outside would otherwise open a conntrack entry and the sandbox's answers
+ * would leave as `ct state established`, a two-way channel around the proxy.
  *
  * With transparent capture a nat output chain (priority -100, before the
- * filter) redirects port-53 traffic and every other non-loopback IPv4 TCP
- * connection to the proxy's listeners on 127.0.0.1 of this namespace.
+ * filter) redirects port-53 traffic, every non-loopback IPv4 TCP connection
+ * and TCP to the proxy address on any port but the proxy's to the proxy's
+ * listeners on 127.0.0.1 of this namespace.
  * REDIRECT in this namespace is what makes SO_ORIGINAL_DST work for the
  * listener (its conntrack did the NAT). The capture ports are admitted only
  * with `ct status dnat`, before `oifname "lo" accept`, so dialing them
@@ -61,11 +65,17 @@ static bool ipv4_valid(const char *ip)
 	return ip != NULL && inet_pton(AF_INET, ip, &a) == 1;
 }
 
-static void add_accepts(struct text *t, const char *host_ip, uint16_t port)
+/* The proxy address is on the sandbox's loopback, so it is checked before the
+ * loopback accept: only the proxy port is open there (with capture, TCP to
+ * other ports was redirected above; UDP to port 53 too), anything else sent
+ * to it is a bypass attempt. Replies (the proxy's own packets to the sandbox)
+ * are accepted first. */
+static void add_accepts(struct text *t, const char *proxy_ip, uint16_t port)
 {
-	text_add(t, "\t\toifname \"lo\" accept\n");
-	text_add(t, "\t\tip daddr %s tcp dport %u accept\n", host_ip, (unsigned)port);
 	text_add(t, "\t\tct state established,related accept\n");
+	text_add(t, "\t\tip daddr %s tcp dport %u accept\n", proxy_ip, (unsigned)port);
+	text_add(t, "\t\tip daddr %s counter goto deny\n", proxy_ip);
+	text_add(t, "\t\toifname \"lo\" accept\n");
 }
 
 /* run_id is restricted to [0-9A-Za-z] by the caller, so it needs no quoting.
@@ -101,8 +111,9 @@ static void add_deny_chain(struct text *t, const char *run_id)
 	text_add(t, "\t}\n");
 }
 
-/* Nothing from outside opens a flow: see the top of this file. */
-static void add_input_chain(struct text *t)
+/* Nothing from outside opens a flow, nothing is routed through: see the top
+ * of this file. */
+static void add_input_chains(struct text *t)
 {
 	text_add(t, "\tchain input {\n");
 	text_add(t, "\t\ttype filter hook input priority 0; policy drop;\n");
@@ -110,13 +121,18 @@ static void add_input_chain(struct text *t)
 	text_add(t, "\t\tct state established,related accept\n");
 	text_add(t, "\t\tcounter drop\n");
 	text_add(t, "\t}\n");
+	text_add(t, "\tchain forward {\n");
+	text_add(t, "\t\ttype filter hook forward priority 0; policy drop;\n");
+	text_add(t, "\t\tcounter drop\n");
+	text_add(t, "\t}\n");
 }
 
 /* Transparent capture (nat output, before the filter chain): DNS to the
  * responder, loopback and the explicit proxy untouched, every other IPv4
- * TCP connection to the transparent listener. IPv6 is not redirected: the
+ * TCP connection (the proxy address's other ports included: the policy DNS
+ * answers host.openshell.internal with it) to the transparent listener. IPv6 is not redirected: the
  * namespace has no IPv6 route and the filter chain rejects it. */
-static void add_capture_chain(struct text *t, const char *host_ip, uint16_t port,
+static void add_capture_chain(struct text *t, const char *proxy_ip, uint16_t port,
 			      uint16_t tcp_port, uint16_t dns_port)
 {
 	text_add(t, "\tchain capture {\n");
@@ -125,8 +141,10 @@ static void add_capture_chain(struct text *t, const char *host_ip, uint16_t port
 		 (unsigned)dns_port);
 	text_add(t, "\t\tmeta nfproto ipv4 tcp dport 53 counter redirect to :%u\n",
 		 (unsigned)dns_port);
+	/* the proxy address is on lo: its other ports are captured like any host */
+	text_add(t, "\t\tip daddr %s tcp dport != %u counter redirect to :%u\n", proxy_ip,
+		 (unsigned)port, (unsigned)tcp_port);
 	text_add(t, "\t\toifname \"lo\" return\n");
-	text_add(t, "\t\tip daddr %s tcp dport %u return\n", host_ip, (unsigned)port);
 	text_add(t, "\t\tmeta nfproto ipv4 meta l4proto tcp counter redirect to :%u\n",
 		 (unsigned)tcp_port);
 	text_add(t, "\t}\n");
@@ -144,11 +162,11 @@ static void add_capture_guards(struct text *t, uint16_t tcp_port, uint16_t dns_p
 	text_add(t, "\t\tudp dport %u counter goto deny\n", (unsigned)dns_port);
 }
 
-int netns_fence_ruleset_capture(char *buf, size_t len, const char *host_ip, uint16_t port,
+int netns_fence_ruleset_capture(char *buf, size_t len, const char *proxy_ip, uint16_t port,
 				const char *run_id, uint16_t tcp_port, uint16_t dns_port)
 {
 	bool capture = tcp_port != 0 || dns_port != 0;
-	if (buf == NULL || len == 0 || !ipv4_valid(host_ip) || port == 0 ||
+	if (buf == NULL || len == 0 || !ipv4_valid(proxy_ip) || port == 0 ||
 	    !netns_run_id_valid(run_id))
 		return -1;
 	if (capture && (tcp_port == 0 || dns_port == 0 || tcp_port == dns_port ||
@@ -156,15 +174,15 @@ int netns_fence_ruleset_capture(char *buf, size_t len, const char *host_ip, uint
 		return -1;
 	struct text t = { .buf = buf, .len = len };
 	text_add(&t, "table inet %s {\n", NETNS_FENCE_TABLE);
-	add_input_chain(&t);
+	add_input_chains(&t);
 	if (capture)
-		add_capture_chain(&t, host_ip, port, tcp_port, dns_port);
+		add_capture_chain(&t, proxy_ip, port, tcp_port, dns_port);
 	add_deny_chain(&t, run_id);
 	text_add(&t, "\tchain output {\n");
 	text_add(&t, "\t\ttype filter hook output priority 0; policy drop;\n");
 	if (capture)
 		add_capture_guards(&t, tcp_port, dns_port);
-	add_accepts(&t, host_ip, port);
+	add_accepts(&t, proxy_ip, port);
 	text_add(&t, "\t\tgoto deny\n");
 	text_add(&t, "\t}\n}\n");
 	if (t.overflow) {
@@ -174,10 +192,10 @@ int netns_fence_ruleset_capture(char *buf, size_t len, const char *host_ip, uint
 	return (int)t.used;
 }
 
-int netns_fence_ruleset(char *buf, size_t len, const char *host_ip, uint16_t port,
+int netns_fence_ruleset(char *buf, size_t len, const char *proxy_ip, uint16_t port,
 			const char *run_id)
 {
-	return netns_fence_ruleset_capture(buf, len, host_ip, port, run_id, 0, 0);
+	return netns_fence_ruleset_capture(buf, len, proxy_ip, port, run_id, 0, 0);
 }
 
 /* libnftables error text spans lines (message, offending line, caret); keep

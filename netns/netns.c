@@ -1,9 +1,11 @@
-/* netns.c - anonymous sandbox network namespace, veth, routes and fence.
+/* netns.c - anonymous sandbox network namespace, its links, routes and fence.
  *
  * The namespace is never bind-mounted anywhere: it lives exactly as long as
  * ns_fd and the processes inside it, so a killed supervisor leaves nothing
- * behind that could block the next start. Namespace switches are per thread
- * (/proc/thread-self) and always verified by comparing nsfs inodes.
+ * behind that could block the next start. Every link, address and rule is
+ * inside it; the caller's namespace is only read (which subnets it uses).
+ * Namespace switches are per thread (/proc/thread-self) and always verified
+ * by comparing nsfs inodes.
  */
 #include "netns/netns.h"
 
@@ -131,9 +133,7 @@ static int create_anonymous_ns(int *out, char *err, size_t errlen)
 
 struct build {
 	struct netns *ns;
-	struct nl_sock *host_sk;
-	struct nl_sock *sandbox_sk;
-	bool veth_created;
+	struct nl_sock *sk;       /* opened inside the sandbox namespace */
 	char *err;
 	size_t errlen;
 };
@@ -154,73 +154,60 @@ static int init_names(struct netns *ns, const struct netns_config *cfg, char *er
 			return -1;
 		}
 	}
-	if (netns_ifnames(ns->run_id, ns->host_if, sizeof(ns->host_if),
-			  ns->sandbox_if, sizeof(ns->sandbox_if)) != 0) {
+	if (netns_ifnames(ns->run_id, ns->sandbox_if, sizeof(ns->sandbox_if),
+			  ns->peer_if, sizeof(ns->peer_if)) != 0) {
 		snprintf(err, errlen, "cannot form interface names from run id %s", ns->run_id);
 		return -1;
 	}
 	return 0;
 }
 
-static int set_subnet(struct netns *ns, unsigned n)
+/* The first 10.200.N.0/24 with no address in the caller's namespace: the
+ * sandbox's own addresses would hide such a destination from it (its
+ * connections to there would stay inside instead of reaching the proxy). */
+static int pick_subnet(struct netns *ns, char *err, size_t errlen)
 {
-	if (netns_subnet_ip(ns->host_ip, sizeof(ns->host_ip), n, NETNS_HOST_OCTET) != 0 ||
-	    netns_subnet_ip(ns->sandbox_ip, sizeof(ns->sandbox_ip), n, NETNS_SANDBOX_OCTET) != 0)
+	uint8_t used[NETNS_SUBNET_BITMAP_BYTES] = { 0 };
+	struct nl_sock *sk = nlops_open(err, errlen);
+	if (sk == NULL)
 		return -1;
-	return 0;
-}
-
-/* Give the host end the first 10.200.N.1/24 whose /24 holds no other address
- * here. Re-checked after adding, so a supervisor starting next to us at the
- * same moment makes one of us move on instead of sharing the subnet. */
-static int host_address(struct build *b)
-{
-	struct netns *ns = b->ns;
-	int idx;
-
-	if (nlops_ifindex(b->host_sk, ns->host_if, &idx, b->err, b->errlen) != 0)
+	int rc = nlops_used_subnets(sk, 0, used, err, errlen);
+	nlops_close(sk);
+	if (rc != 0)
 		return -1;
-	for (unsigned from = 0;;) {
-		uint8_t used[NETNS_SUBNET_BITMAP_BYTES] = { 0 };
-		if (nlops_used_subnets(b->host_sk, idx, used, b->err, b->errlen) != 0)
-			return -1;
-		int n = netns_subnet_pick(used, from);
-		if (n < 0) {
-			snprintf(b->err, b->errlen, "no free subnet: every %d.%d.N.0/24 (N=%u..%d) "
-				 "already has an address here", NETNS_SUBNET_BASE_A,
-				 NETNS_SUBNET_BASE_B, from, NETNS_SUBNET_MAX);
-			return -1;
-		}
-		if (set_subnet(ns, (unsigned)n) != 0) {
-			snprintf(b->err, b->errlen, "cannot format subnet %d", n);
-			return -1;
-		}
-		if (nlops_addr_add(b->host_sk, idx, ns->host_ip, ns->prefix, b->err, b->errlen) != 0)
-			return -1;
-		memset(used, 0, sizeof(used));
-		if (nlops_used_subnets(b->host_sk, idx, used, b->err, b->errlen) != 0)
-			return -1;
-		if (!netns_subnet_used(used, (unsigned)n))
-			return 0;
-		if (nlops_addr_del(b->host_sk, idx, ns->host_ip, ns->prefix, b->err, b->errlen) != 0)
-			return -1;
-		from = (unsigned)n + 1;
+	int n = netns_subnet_pick(used, 0);
+	if (n < 0) {
+		snprintf(err, errlen, "no free subnet: every %d.%d.N.0/24 (N=0..%d) already has "
+			 "an address here", NETNS_SUBNET_BASE_A, NETNS_SUBNET_BASE_B,
+			 NETNS_SUBNET_MAX);
+		return -1;
 	}
+	if (netns_subnet_ip(ns->proxy_ip, sizeof(ns->proxy_ip), (unsigned)n,
+			    NETNS_PROXY_OCTET) != 0 ||
+	    netns_subnet_ip(ns->sandbox_ip, sizeof(ns->sandbox_ip), (unsigned)n,
+			    NETNS_SANDBOX_OCTET) != 0) {
+		snprintf(err, errlen, "cannot format subnet %d", n);
+		return -1;
+	}
+	return 0;
 }
 
 static int open_sandbox_sock(void *arg)
 {
 	struct build *b = arg;
-	b->sandbox_sk = nlops_open(b->err, b->errlen);
-	return b->sandbox_sk != NULL ? 0 : -1;
+	b->sk = nlops_open(b->err, b->errlen);
+	return b->sk != NULL ? 0 : -1;
 }
 
-/* Runs with the caller's thread in its own namespace: the socket does the
- * crossing. */
+/* The socket was opened inside, so every step below acts there while the
+ * thread stays in the caller's namespace. The veth pair only gives the
+ * default route a link with carrier (programs that check for a network see
+ * one); its peer has no address, and the fence drops whatever would be
+ * forwarded, so nothing sent into it goes anywhere. */
 static int sandbox_links(struct build *b)
 {
 	struct netns *ns = b->ns;
-	int idx, ret = -1;
+	int idx, lo, ret = -1;
 
 	int rc = run_in(ns->ns_fd, open_sandbox_sock, b, &ret);
 	if (rc != 0) {
@@ -229,12 +216,17 @@ static int sandbox_links(struct build *b)
 	}
 	if (ret != 0)
 		return -1;
-	if (nlops_ifindex(b->sandbox_sk, ns->sandbox_if, &idx, b->err, b->errlen) != 0 ||
-	    nlops_addr_add(b->sandbox_sk, idx, ns->sandbox_ip, ns->prefix, b->err, b->errlen) != 0 ||
-	    nlops_no_ipv6_autoconf(b->sandbox_sk, ns->sandbox_if, b->err, b->errlen) != 0 ||
-	    nlops_link_up(b->sandbox_sk, ns->sandbox_if, b->err, b->errlen) != 0 ||
-	    nlops_link_up(b->sandbox_sk, "lo", b->err, b->errlen) != 0 ||
-	    nlops_default_route(b->sandbox_sk, ns->host_ip, idx, b->err, b->errlen) != 0)
+	if (nlops_veth_create(b->sk, ns->sandbox_if, ns->peer_if, b->err, b->errlen) != 0 ||
+	    nlops_ifindex(b->sk, ns->sandbox_if, &idx, b->err, b->errlen) != 0 ||
+	    nlops_ifindex(b->sk, "lo", &lo, b->err, b->errlen) != 0 ||
+	    nlops_addr_add(b->sk, idx, ns->sandbox_ip, ns->prefix, b->err, b->errlen) != 0 ||
+	    nlops_addr_add(b->sk, lo, ns->proxy_ip, 32, b->err, b->errlen) != 0 ||
+	    nlops_no_ipv6_autoconf(b->sk, ns->sandbox_if, b->err, b->errlen) != 0 ||
+	    nlops_no_ipv6_autoconf(b->sk, ns->peer_if, b->err, b->errlen) != 0 ||
+	    nlops_link_up(b->sk, ns->peer_if, b->err, b->errlen) != 0 ||
+	    nlops_link_up(b->sk, ns->sandbox_if, b->err, b->errlen) != 0 ||
+	    nlops_link_up(b->sk, "lo", b->err, b->errlen) != 0 ||
+	    nlops_default_route(b->sk, idx, b->err, b->errlen) != 0)
 		return -1;
 	return 0;
 }
@@ -256,7 +248,7 @@ static int fence(struct build *b, const struct netns_config *cfg)
 	char ruleset[NETNS_FENCE_MAX];
 	int ret = -1;
 
-	if (netns_fence_ruleset_capture(ruleset, sizeof(ruleset), b->ns->host_ip, cfg->proxy_port,
+	if (netns_fence_ruleset_capture(ruleset, sizeof(ruleset), b->ns->proxy_ip, cfg->proxy_port,
 					b->ns->run_id, cfg->capture_tcp_port,
 					cfg->capture_dns_port) < 0) {
 		snprintf(b->err, b->errlen, "nftables fence: cannot build ruleset");
@@ -273,42 +265,22 @@ static int fence(struct build *b, const struct netns_config *cfg)
 
 static int build_all(struct build *b, const struct netns_config *cfg)
 {
-	struct netns *ns = b->ns;
-
-	if (create_anonymous_ns(&ns->ns_fd, b->err, b->errlen) != 0)
-		return -1;
-	b->host_sk = nlops_open(b->err, b->errlen);
-	if (b->host_sk == NULL)
-		return -1;
-	if (nlops_veth_create(b->host_sk, ns->host_if, ns->sandbox_if, ns->ns_fd,
-			      b->err, b->errlen) != 0)
-		return -1;
-	b->veth_created = true;
-	if (host_address(b) != 0 ||
-	    nlops_link_up(b->host_sk, ns->host_if, b->err, b->errlen) != 0 ||
+	if (pick_subnet(b->ns, b->err, b->errlen) != 0 ||
+	    create_anonymous_ns(&b->ns->ns_fd, b->err, b->errlen) != 0 ||
 	    sandbox_links(b) != 0)
 		return -1;
 	return fence(b, cfg);
 }
 
-static void undo(struct build *b)
+/* Everything made so far is inside the namespace: closing it is the undo. */
+static void undo(struct netns *ns)
 {
-	struct netns *ns = b->ns;
-
-	if (b->veth_created) {
-		char cleanup[128];
-		if (nlops_link_delete(b->host_sk, ns->host_if, cleanup, sizeof(cleanup)) < 0) {
-			size_t used = strlen(b->err);
-			if (used + 1 < b->errlen)
-				snprintf(b->err + used, b->errlen - used, " (cleanup: %s)", cleanup);
-		}
-	}
 	if (ns->ns_fd >= 0)
 		close(ns->ns_fd);
 	ns->ns_fd = -1;
-	ns->host_if[0] = '\0';
 	ns->sandbox_if[0] = '\0';
-	ns->host_ip[0] = '\0';
+	ns->peer_if[0] = '\0';
+	ns->proxy_ip[0] = '\0';
 	ns->sandbox_ip[0] = '\0';
 }
 
@@ -343,57 +315,15 @@ int netns_create(struct netns *ns, const struct netns_config *cfg, char *err, si
 	struct build b = { .ns = ns, .err = err, .errlen = errlen };
 	int rc = build_all(&b, cfg);
 	if (rc != 0)
-		undo(&b);
-	nlops_close(b.sandbox_sk);
-	nlops_close(b.host_sk);
+		undo(ns);
+	nlops_close(b.sk);
 	return rc == 0 ? 0 : -1;
 }
 
 void netns_destroy(struct netns *ns)
 {
-	if (ns == NULL)
-		return;
-	if (ns->host_if[0] != '\0') {
-		char err[128];
-		struct nl_sock *sk = nlops_open(err, sizeof(err));
-		if (sk != NULL) {
-			(void)nlops_link_delete(sk, ns->host_if, err, sizeof(err));
-			nlops_close(sk);
-		}
-		ns->host_if[0] = '\0';
-	}
-	if (ns->ns_fd >= 0) {
+	if (ns != NULL && ns->ns_fd >= 0) {
 		close(ns->ns_fd);
 		ns->ns_fd = -1;
 	}
-}
-
-/* Close our fd to the namespace and wait until the kernel announces that it
- * is destroying it: RTM_DELNSID for the id our namespace has for it, sent
- * when its last reference is gone (it cannot be revived then). The veth pair
- * goes with it, in the kernel's cleanup work. The fd is closed in every case.
- * Returns true if the announcement came in time. */
-static bool released_by_kernel(struct netns *ns)
-{
-	int32_t nsid = nlops_nsid_of(ns->ns_fd);
-	int watch = nsid >= 0 ? nlops_nsid_watch_open() : -1;
-	close(ns->ns_fd);
-	ns->ns_fd = -1;
-	if (watch < 0)
-		return false;
-	int rc = nlops_nsid_wait_deleted(watch, nsid, NETNS_RELEASE_WAIT_MS);
-	close(watch);
-	return rc == 1;
-}
-
-int netns_release(struct netns *ns)
-{
-	if (ns == NULL || ns->host_if[0] == '\0')
-		return 0;
-	if (ns->ns_fd >= 0 && released_by_kernel(ns)) {
-		ns->host_if[0] = '\0';
-		return 0;
-	}
-	netns_destroy(ns);
-	return 1;
 }

@@ -1,9 +1,16 @@
 /* netns.h - the sandbox network namespace and its nftables fence.
  *
  * Creates an anonymous network namespace held only by a file descriptor (so it
- * disappears with its last process and the fd), a veth pair joining it to the
- * caller's namespace, addresses and routes over netlink (libnl-3 route), and
- * one atomic nftables ruleset (libnftables) inside it.
+ * disappears with its last process and the fd), and everything of the sandbox's
+ * network inside it: a veth pair whose both ends stay in the namespace (its
+ * sandbox end carries the address and the default route; it leads nowhere),
+ * the proxy's address on the namespace's loopback, routes over netlink
+ * (libnl-3 route), and one atomic nftables ruleset (libnftables).
+ *
+ * Nothing is created in the caller's namespace: the only way out of the
+ * sandbox is a socket the supervisor opened inside it (the proxy's listeners),
+ * so closing the fd after the last process is the whole teardown and nothing
+ * can be left behind for the caller to see.
  */
 #ifndef OPENSHELL_NETNS_H
 #define OPENSHELL_NETNS_H
@@ -19,8 +26,8 @@
 #define NETNS_SUBNET_BASE_B    200
 #define NETNS_SUBNET_MAX       255   /* ... with N = 0..255, first free one wins */
 #define NETNS_PREFIX_LEN       24
-#define NETNS_HOST_OCTET       1     /* host end 10.200.N.1 */
-#define NETNS_SANDBOX_OCTET    2     /* sandbox end 10.200.N.2 */
+#define NETNS_PROXY_OCTET      1     /* proxy 10.200.N.1/32, on the sandbox's lo */
+#define NETNS_SANDBOX_OCTET    2     /* sandbox 10.200.N.2/24, on its veth end */
 #define NETNS_FENCE_TABLE      "openshell"          /* table inet openshell */
 #define NETNS_LOG_PREFIX       "openshell:bypass:"  /* + run id + ": " */
 #define NETNS_LOG_RATE         20    /* rejected packets copied to NFLOG per second ... */
@@ -32,14 +39,13 @@
 #define NETNS_BYPASS_EXT_MAX   8     /* IPv6 extension headers walked per packet */
 #define NETNS_FENCE_MAX        4096  /* bytes of generated nftables ruleset text */
 #define NETNS_ERR_MIN          64    /* err buffers should hold at least this */
-#define NETNS_RELEASE_WAIT_MS  500   /* netns_release: wait for the kernel, then delete */
 
 struct netns {
 	int ns_fd;                /* the sandbox namespace, O_CLOEXEC */
 	char run_id[NETNS_RUN_ID_MAX + 1]; /* per-run id in names */
-	char host_if[16];         /* veth end in the caller's namespace */
-	char sandbox_if[16];      /* veth end inside the sandbox */
-	char host_ip[16];         /* dotted quad, e.g. 10.200.0.1 */
+	char sandbox_if[16];      /* veth end with the address and default route */
+	char peer_if[16];         /* its peer, also inside: packets sent there die */
+	char proxy_ip[16];        /* dotted quad on the sandbox's lo, e.g. 10.200.0.1 */
 	char sandbox_ip[16];      /* e.g. 10.200.0.2 */
 	uint8_t prefix;           /* 24 */
 };
@@ -58,10 +64,12 @@ struct netns_config {
 };
 
 /* Create everything; on failure nothing is left behind and err holds why.
- * Must be called while the process is single-threaded, with CAP_SYS_ADMIN and
- * CAP_NET_ADMIN, in the namespace the host veth end should live in. *ns is
- * always initialised (ns_fd = -1 on failure), so netns_destroy is safe after
- * any return. Returns 0 or -1. */
+ * Needs CAP_SYS_ADMIN and CAP_NET_ADMIN. The subnet 10.200.N.0/24 is the first
+ * one without an address in the caller's namespace, so a destination there
+ * stays reachable through the proxy. The explicit proxy's listener must be
+ * opened inside (netns_run_inside) on proxy_ip. *ns is always initialised
+ * (ns_fd = -1 on failure), so netns_destroy is safe after any return.
+ * Returns 0 or -1. */
 int netns_create(struct netns *ns, const struct netns_config *cfg, char *err, size_t errlen);
 
 /* Enter the sandbox namespace from a forked child (setns). Returns 0 or -errno. */
@@ -122,23 +130,10 @@ int netns_bypass_read(struct netns_bypass *b, netns_bypass_cb cb, void *ud, unsi
 /* Close the socket and free. NULL is fine. */
 void netns_bypass_close(struct netns_bypass *b);
 
-/* Delete the veth (and so its peer) and close the fd. Safe to call twice and
- * after a failed netns_create. Call it in the namespace netns_create ran in. */
+/* Close the fd. The kernel takes the namespace, its links and its ruleset as
+ * soon as nothing else holds it (its processes, sockets opened inside); none
+ * of it was ever visible outside, so there is nothing to wait for. Safe to
+ * call twice and after a failed netns_create. */
 void netns_destroy(struct netns *ns);
-
-/* At exit, instead of netns_destroy: let the kernel delete the veth pair
- * with the namespace rather than deleting it synchronously (RTM_DELLINK waits
- * for RCU: 15-50 ms here). Closes the fd and waits until the kernel announces
- * that the namespace is being destroyed (RTM_DELNSID): from then on it cannot
- * be revived and the veth pair vanishes with it, asynchronously, a few ms
- * after this returns. That wait is one RCU grace period after the last socket
- * inside the namespace was closed, so close those first and do other work in
- * between. If the announcement does not come within NETNS_RELEASE_WAIT_MS
- * (something else holds the namespace: a process, a socket, an fd or a bind
- * mount), the veth is deleted as netns_destroy does. Call it only when no
- * process of ours is inside any more, in the namespace netns_create ran in.
- * Returns 0 if the kernel took the namespace (or there was nothing to do), 1
- * if the veth had to be deleted explicitly. Safe after netns_destroy. */
-int netns_release(struct netns *ns);
 
 #endif

@@ -15,14 +15,9 @@
 #include <netlink/route/nexthop.h>
 #include <netlink/route/route.h>
 #include <errno.h>
-#include <linux/net_namespace.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 __attribute__((format(printf, 4, 5)))
 static int fail(char *err, size_t errlen, int nlerr, const char *fmt, ...)
@@ -58,23 +53,20 @@ void nlops_close(struct nl_sock *sk)
 		nl_socket_free(sk);
 }
 
-int nlops_veth_create(struct nl_sock *sk, const char *host_if, const char *sandbox_if,
-		      int ns_fd, char *err, size_t errlen)
+int nlops_veth_create(struct nl_sock *sk, const char *name, const char *peer_name,
+		      char *err, size_t errlen)
 {
 	struct rtnl_link *veth = rtnl_link_veth_alloc();
 	if (veth == NULL) {
-		snprintf(err, errlen, "create veth %s: out of memory", host_if);
+		snprintf(err, errlen, "create veth %s: out of memory", name);
 		return -1;
 	}
-	struct rtnl_link *peer = rtnl_link_veth_get_peer(veth);
-	rtnl_link_set_name(veth, host_if);
-	rtnl_link_set_name(peer, sandbox_if);
-	rtnl_link_set_ns_fd(peer, ns_fd);
+	rtnl_link_set_name(veth, name);
+	rtnl_link_set_name(rtnl_link_veth_get_peer(veth), peer_name);
 	int rc = rtnl_link_add(sk, veth, NLM_F_CREATE | NLM_F_EXCL);
-	rtnl_link_put(peer);
 	rtnl_link_veth_release(veth);
 	if (rc < 0)
-		return fail(err, errlen, rc, "create veth %s (peer in sandbox namespace)", host_if);
+		return fail(err, errlen, rc, "create veth %s (peer %s)", name, peer_name);
 	return 0;
 }
 
@@ -82,11 +74,6 @@ static int link_get(struct nl_sock *sk, const char *name, struct rtnl_link **lin
 {
 	*link = NULL;
 	return rtnl_link_get_kernel(sk, 0, name, link);
-}
-
-static int is_not_found(int nlerr)
-{
-	return nlerr == -NLE_OBJ_NOTFOUND || nlerr == -NLE_NODEV;
 }
 
 int nlops_ifindex(struct nl_sock *sk, const char *name, int *ifindex, char *err, size_t errlen)
@@ -209,16 +196,16 @@ int nlops_no_ipv6_autoconf(struct nl_sock *sk, const char *name, char *err, size
 	return 0;
 }
 
-static int route_build(const char *gw, int ifindex, struct rtnl_route **out)
+/* default dev ifindex scope link: no gateway, the link itself is the way. */
+static int route_build(int ifindex, struct rtnl_route **out)
 {
-	struct nl_addr *dst = NULL, *via = NULL;
+	struct nl_addr *dst = NULL;
 	struct rtnl_route *route = NULL;
 	struct rtnl_nexthop *nh = NULL;
 	int rc;
 
 	*out = NULL;
-	if ((rc = nl_addr_parse("0.0.0.0/0", AF_INET, &dst)) < 0 ||
-	    (rc = nl_addr_parse(gw, AF_INET, &via)) < 0)
+	if ((rc = nl_addr_parse("0.0.0.0/0", AF_INET, &dst)) < 0)
 		goto out;
 	route = rtnl_route_alloc();
 	nh = rtnl_route_nh_alloc();
@@ -228,13 +215,12 @@ static int route_build(const char *gw, int ifindex, struct rtnl_route **out)
 	}
 	rtnl_route_set_family(route, AF_INET);
 	rtnl_route_set_table(route, RT_TABLE_MAIN);
-	rtnl_route_set_scope(route, RT_SCOPE_UNIVERSE);
+	rtnl_route_set_scope(route, RT_SCOPE_LINK);
 	rtnl_route_set_protocol(route, RTPROT_STATIC);
 	rtnl_route_set_type(route, RTN_UNICAST);
 	if ((rc = rtnl_route_set_dst(route, dst)) < 0)
 		goto out;
 	rtnl_route_nh_set_ifindex(nh, ifindex);
-	rtnl_route_nh_set_gateway(nh, via);
 	rtnl_route_add_nexthop(route, nh); /* route owns nh from here */
 	nh = NULL;
 	*out = route;
@@ -244,41 +230,21 @@ out:
 		rtnl_route_nh_free(nh);
 	if (route != NULL)
 		rtnl_route_put(route);
-	if (via != NULL)
-		nl_addr_put(via);
 	if (dst != NULL)
 		nl_addr_put(dst);
 	return rc < 0 ? rc : 0;
 }
 
-int nlops_default_route(struct nl_sock *sk, const char *gw, int ifindex,
-			char *err, size_t errlen)
+int nlops_default_route(struct nl_sock *sk, int ifindex, char *err, size_t errlen)
 {
 	struct rtnl_route *route;
-	int rc = route_build(gw, ifindex, &route);
+	int rc = route_build(ifindex, &route);
 	if (rc == 0) {
 		rc = rtnl_route_add(sk, route, NLM_F_EXCL);
 		rtnl_route_put(route);
 	}
 	if (rc < 0)
-		return fail(err, errlen, rc, "add default route via %s", gw);
-	return 0;
-}
-
-int nlops_link_delete(struct nl_sock *sk, const char *name, char *err, size_t errlen)
-{
-	struct rtnl_link *link;
-	int rc = link_get(sk, name, &link);
-	if (is_not_found(rc))
-		return 1;
-	if (rc < 0)
-		return fail(err, errlen, rc, "delete %s: look up", name);
-	rc = rtnl_link_delete(sk, link);
-	rtnl_link_put(link);
-	if (is_not_found(rc))
-		return 1;
-	if (rc < 0)
-		return fail(err, errlen, rc, "delete %s", name);
+		return fail(err, errlen, rc, "add default route on interface %d", ifindex);
 	return 0;
 }
 
@@ -308,139 +274,4 @@ int nlops_used_subnets(struct nl_sock *sk, int skip_ifindex,
 	nl_cache_foreach(cache, mark_addr, &ctx);
 	nl_cache_free(cache);
 	return 0;
-}
-
-/* ---- the namespace's id here, and its death (netns_release) ---- */
-
-static int rt_socket(void)
-{
-	return socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-}
-
-int nlops_nsid_watch_open(void)
-{
-	int fd = rt_socket();
-	if (fd < 0)
-		return -1;
-	/* Bound explicitly: an unbound socket has port id 0, which the kernel's
-	 * own notifications (sent "from" port 0) skip. */
-	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
-	int group = RTNLGRP_NSID;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-	    setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof(group)) != 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/* The NETNSA_NSID attribute of an RTM_NEWNSID/RTM_DELNSID message, or -1. */
-static int32_t msg_nsid(const struct nlmsghdr *h)
-{
-	size_t off = NLMSG_LENGTH(NLMSG_ALIGN(sizeof(struct rtgenmsg)));
-	while (off + NLA_HDRLEN <= h->nlmsg_len) {
-		const struct nlattr *a = (const struct nlattr *)((const char *)h + off);
-		if (a->nla_len < NLA_HDRLEN || off + a->nla_len > h->nlmsg_len)
-			break;
-		if ((a->nla_type & NLA_TYPE_MASK) == NETNSA_NSID && a->nla_len >= NLA_HDRLEN + 4) {
-			int32_t id;
-			memcpy(&id, (const char *)a + NLA_HDRLEN, sizeof(id));
-			return id;
-		}
-		off += NLA_ALIGN(a->nla_len);
-	}
-	return -1;
-}
-
-/* One RTM_GETNSID round trip on a fresh socket; the reply is the only message. */
-static int32_t query_nsid(int sk, int ns_fd)
-{
-	struct {
-		struct nlmsghdr h;
-		struct rtgenmsg g;
-		char pad[NLMSG_ALIGN(sizeof(struct rtgenmsg)) - sizeof(struct rtgenmsg)];
-		struct nlattr a;
-		uint32_t fd;
-	} req = {
-		.h = { .nlmsg_len = sizeof(req), .nlmsg_type = RTM_GETNSID,
-		       .nlmsg_flags = NLM_F_REQUEST, .nlmsg_seq = 1 },
-		.g = { .rtgen_family = AF_UNSPEC },
-		.a = { .nla_len = NLA_HDRLEN + sizeof(uint32_t), .nla_type = NETNSA_FD },
-		.fd = (uint32_t)ns_fd,
-	};
-	if (send(sk, &req, sizeof(req), 0) != (ssize_t)sizeof(req))
-		return -1;
-	char buf[512] __attribute__((aligned(NLMSG_ALIGNTO)));
-	ssize_t n = recv(sk, buf, sizeof(buf), 0);
-	const struct nlmsghdr *h = (const struct nlmsghdr *)buf;
-	if (n <= 0 || !NLMSG_OK(h, (size_t)n) || h->nlmsg_type != RTM_NEWNSID)
-		return -1;
-	return msg_nsid(h);
-}
-
-int32_t nlops_nsid_of(int ns_fd)
-{
-	int sk = rt_socket();
-	if (sk < 0)
-		return -1;
-	int32_t id = query_nsid(sk, ns_fd);
-	close(sk);
-	return id < 0 ? -1 : id;
-}
-
-/* 1 if buf (n bytes of netlink messages) holds RTM_DELNSID for nsid. */
-static int saw_delnsid(const char *buf, size_t n, int32_t nsid)
-{
-	for (const struct nlmsghdr *h = (const struct nlmsghdr *)buf; NLMSG_OK(h, n);
-	     h = NLMSG_NEXT(h, n)) {
-		if (h->nlmsg_type == RTM_DELNSID && msg_nsid(h) == nsid)
-			return 1;
-	}
-	return 0;
-}
-
-static long ms_since(const struct timespec *t0)
-{
-	struct timespec now;
-	if (clock_gettime(CLOCK_MONOTONIC, &now) != 0)
-		return 0;
-	return (now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
-}
-
-/* Read what is queued: 1 seen, 0 not yet, -1 error (an overrun may have
- * dropped the event: the caller cannot tell, so it is an error too). */
-static int read_nsid_events(int fd, int32_t nsid)
-{
-	char buf[4096] __attribute__((aligned(NLMSG_ALIGNTO)));
-	for (;;) {
-		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-		if (n > 0) {
-			if (saw_delnsid(buf, (size_t)n, nsid))
-				return 1;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return 0;
-		return -1;
-	}
-}
-
-int nlops_nsid_wait_deleted(int fd, int32_t nsid, unsigned timeout_ms)
-{
-	struct timespec t0;
-	if (clock_gettime(CLOCK_MONOTONIC, &t0) != 0)
-		return -1;
-	for (;;) {
-		int rc = read_nsid_events(fd, nsid);
-		if (rc != 0)
-			return rc;
-		long left = (long)timeout_ms - ms_since(&t0);
-		if (left <= 0)
-			return 0;
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		if (poll(&p, 1, (int)left) < 0 && errno != EINTR)
-			return -1;
-	}
 }

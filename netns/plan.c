@@ -61,14 +61,14 @@ static int format_ifname(char *buf, size_t len, const char *run_id, char side)
 	return 0;
 }
 
-int netns_ifnames(const char *run_id, char *host_if, size_t host_len,
-		  char *sandbox_if, size_t sandbox_len)
+int netns_ifnames(const char *run_id, char *sandbox_if, size_t sandbox_len,
+		  char *peer_if, size_t peer_len)
 {
 	if (!netns_run_id_valid(run_id))
 		return -1;
-	if (format_ifname(host_if, host_len, run_id, 'h') != 0)
+	if (format_ifname(sandbox_if, sandbox_len, run_id, 's') != 0)
 		return -1;
-	return format_ifname(sandbox_if, sandbox_len, run_id, 's');
+	return format_ifname(peer_if, peer_len, run_id, 'p');
 }
 
 void netns_subnet_mark(uint8_t used[NETNS_SUBNET_BITMAP_BYTES], const uint8_t addr[4])

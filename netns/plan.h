@@ -17,10 +17,11 @@ bool netns_run_id_valid(const char *id);
  * out must hold NETNS_RUN_ID_MAX + 1 bytes. Returns 0 or -errno. */
 int netns_run_id_random(char *out, size_t outlen);
 
-/* Interface names for a valid run id: "osh-<id>-h" and "osh-<id>-s".
- * Both buffers must hold IFNAMSIZ (16) bytes. Returns 0 or -1 (invalid id). */
-int netns_ifnames(const char *run_id, char *host_if, size_t host_len,
-		  char *sandbox_if, size_t sandbox_len);
+/* Names of the veth pair inside the sandbox for a valid run id: "osh-<id>-s"
+ * (the sandbox end) and "osh-<id>-p" (its peer). Both buffers must hold
+ * IFNAMSIZ (16) bytes. Returns 0 or -1 (invalid id). */
+int netns_ifnames(const char *run_id, char *sandbox_if, size_t sandbox_len,
+		  char *peer_if, size_t peer_len);
 
 /* Mark the /24 of an IPv4 address (network byte order bytes) as used if it
  * lies in NETNS_SUBNET_BASE_A.NETNS_SUBNET_BASE_B.0.0/16. */

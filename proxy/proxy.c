@@ -206,21 +206,22 @@ static void on_listen_readable(uv_poll_t *h, int status, int events)
 	}
 }
 
-static int make_listener(const struct proxy_config *cfg, uint16_t *bound, char *err, size_t errlen)
+int proxy_listener_open(const char *ip, uint16_t port, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t slen;
 	memset(&ss, 0, sizeof(ss));
 	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-	const char *ip = cfg->listen_ip ? cfg->listen_ip : "";
+	if (ip == NULL)
+		ip = "";
 	if (inet_pton(AF_INET, ip, &s4->sin_addr) == 1) {
 		s4->sin_family = AF_INET;
-		s4->sin_port = htons(cfg->listen_port);
+		s4->sin_port = htons(port);
 		slen = sizeof(*s4);
 	} else if (inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1) {
 		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(cfg->listen_port);
+		s6->sin6_port = htons(port);
 		slen = sizeof(*s6);
 	} else {
 		snprintf(err, errlen, "proxy: listen address '%s' is not an IP address", ip);
@@ -233,14 +234,46 @@ static int make_listener(const struct proxy_config *cfg, uint16_t *bound, char *
 	}
 	int one = 1;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    bind(fd, (struct sockaddr *)&ss, slen) != 0 || listen(fd, PROXY_LISTEN_BACKLOG) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&ss, &slen) != 0) {
-		snprintf(err, errlen, "proxy: cannot listen on %s:%u: %s", ip,
-			 (unsigned)cfg->listen_port, strerror(errno));
+	    bind(fd, (struct sockaddr *)&ss, slen) != 0 || listen(fd, PROXY_LISTEN_BACKLOG) != 0) {
+		snprintf(err, errlen, "proxy: cannot listen on %s:%u: %s", ip, (unsigned)port,
+			 strerror(errno));
 		close(fd);
 		return -1;
 	}
-	*bound = ntohs(ss.ss_family == AF_INET ? s4->sin_port : s6->sin6_port);
+	return fd;
+}
+
+/* The listener of cfg: a duplicate of the caller's, or a new one. */
+static int take_listener(const struct proxy_config *cfg, uint16_t *bound, char *err,
+			 size_t errlen)
+{
+	int fd;
+	if (cfg->listen_fd != NULL) {
+		fd = fcntl(*cfg->listen_fd, F_DUPFD_CLOEXEC, 3);
+		if (fd < 0) {
+			snprintf(err, errlen, "proxy: duplicate listener: %s", strerror(errno));
+			return -1;
+		}
+	} else {
+		fd = proxy_listener_open(cfg->listen_ip, cfg->listen_port, err, errlen);
+		if (fd < 0)
+			return -1;
+	}
+	struct sockaddr_storage ss;
+	socklen_t slen = sizeof(ss);
+	memset(&ss, 0, sizeof(ss));
+	if (getsockname(fd, (struct sockaddr *)&ss, &slen) != 0) {
+		snprintf(err, errlen, "proxy: listener address: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) {
+		snprintf(err, errlen, "proxy: the listener is not an IPv4 or IPv6 socket");
+		close(fd);
+		return -1;
+	}
+	*bound = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+					       : ((struct sockaddr_in6 *)&ss)->sin6_port);
 	return fd;
 }
 
@@ -291,7 +324,7 @@ struct proxy *proxy_start(uv_loop_t *loop, const struct proxy_config *cfg,
 		free(px);
 		return NULL;
 	}
-	px->listen_fd = make_listener(cfg, &px->port, err, errlen);
+	px->listen_fd = take_listener(cfg, &px->port, err, errlen);
 	if (px->listen_fd < 0) {
 		close(px->reserve_fd);
 		tls_free(px->tls);

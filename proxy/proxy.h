@@ -175,6 +175,11 @@ struct proxy_config {
 	const char *local_hostname;
 	const char *listen_ip;    /* e.g. "10.200.0.1" */
 	uint16_t listen_port;     /* e.g. 3128 */
+	/* NULL: proxy_start binds listen_ip:listen_port itself. Else a listener
+	 * from proxy_listener_open() on listen_ip (the supervisor opens it inside
+	 * the sandbox namespace); proxy_start duplicates it, the caller closes
+	 * its own whatever proxy_start returned. */
+	const int *listen_fd;
 	struct proxy_hooks hooks;
 	/* TEST ONLY: treat loopback (127.0.0.0/8, ::1) destinations as public
 	 * so unit tests can reach an upstream on 127.0.0.1. The supervisor
@@ -215,6 +220,11 @@ struct proxy_capture_fds {
 int proxy_capture_open(struct proxy_capture_fds *fds, char *err, size_t errlen);
 /* Close what is open (fds become -1); for error paths before proxy_start. */
 void proxy_capture_close(struct proxy_capture_fds *fds);
+
+/* A listening TCP socket on ip:port (IPv4 or IPv6 literal; port 0: any) in
+ * the calling thread's network namespace, non-blocking and close-on-exec,
+ * backlog PROXY_LISTEN_BACKLOG. Returns the fd, or -1 with err set. */
+int proxy_listener_open(const char *ip, uint16_t port, char *err, size_t errlen);
 
 struct proxy;
 

@@ -109,6 +109,7 @@ class BenchWorld:
         self.client_ns = None
         self.sandbox = None
         self.proxy_addr = None   # "10.200.N.1:3128"
+        self.sandbox_net = None  # "/proc/<workload>/ns/net": where the proxy listens
         self.dir = None
         self._closed = False
         self._made_run_sshd = False
@@ -153,13 +154,19 @@ class BenchWorld:
 
     # ---- running things ----------------------------------------------------------------
     def client_argv(self, argv):
-        """argv run in the client namespace. Deliberately NOT in a mount namespace of its
-        own (clients look world names up in the world's hosts file themselves, and the
-        direct path dials addresses): a test world in a concurrent pytest session matches
-        leftover processes by mount-namespace inode, and those inodes are recycled, so
-        every short-lived mount namespace we created risked a SIGKILL from it."""
-        return [W.NSENTER, "--net=" + self.netns_path(self.client_ns), "--",
-                *map(str, argv)]
+        """argv run in the client namespace, or, when it talks to openshell-sandbox's
+        proxy, inside the sandbox's own network namespace: that is where an agent runs,
+        and the proxy listens nowhere else (its address is on the sandbox's loopback).
+        Deliberately NOT in a mount namespace of its own (clients look world names up in
+        the world's hosts file themselves, and the direct path dials addresses): a test
+        world in a concurrent pytest session matches leftover processes by
+        mount-namespace inode, and those inodes are recycled, so every short-lived mount
+        namespace we created risked a SIGKILL from it."""
+        argv = [str(a) for a in argv]
+        net = self.netns_path(self.client_ns)
+        if self.proxy_addr and self.sandbox_net and any(self.proxy_addr in a for a in argv):
+            net = self.sandbox_net
+        return [W.NSENTER, "--net=" + net, "--", *argv]
 
     def container_net_argv(self, argv):
         """argv in the container network namespace, in our own mount namespace."""
@@ -211,8 +218,9 @@ class BenchWorld:
         """Polls `ss` in `ns` until ip:port listens (or the peer died / timeout)."""
         deadline = time.monotonic() + READY_TIMEOUT_S
         want = "%s:%d" % (ip, port)
+        path = ns if ns.startswith("/") else self.netns_path(ns)
         while time.monotonic() < deadline:
-            p = sh([W.NSENTER, "--net=" + self.netns_path(ns), "ss", "-Hltn"], check=False)
+            p = sh([W.NSENTER, "--net=" + path, "ss", "-Hltn"], check=False)
             for line in p.stdout.splitlines():
                 cols = line.split()
                 if len(cols) >= 4 and (cols[3] == want or cols[3] in (
@@ -296,19 +304,21 @@ http {
                                      env=env, policy_path=policy_path)
         self.sandbox = h
         deadline = time.monotonic() + READY_TIMEOUT_S
-        proxy = None
+        proxy = net = None
         while time.monotonic() < deadline and h.proc.poll() is None:
             proxy = h.workload_environ().get("HTTPS_PROXY") or h.workload_environ().get(
                 "https_proxy")
-            if proxy:
+            net = h.sandbox_netns()
+            if proxy and net:
                 break
             time.sleep(0.05)
-        if not proxy:
+        if not proxy or not net:
             h.kill_all()
             raise W.WorldError("the sandbox did not start:\n%s" % h.wait(5))
         self.proxy_addr = proxy.split("://", 1)[-1].rstrip("/")
+        self.sandbox_net = net
         ip, _, port = self.proxy_addr.rpartition(":")
-        self.wait_listening(self.world.container_ns, ip, int(port), "sandbox")
+        self.wait_listening(net, ip, int(port), "sandbox")
         return h
 
     def stop_sandbox(self):

@@ -231,7 +231,7 @@ static int init_loop(struct sup_ctx *ctx)
 static int proxy_address(struct sup_ctx *ctx, char *ip, size_t iplen, uint16_t *port)
 {
 	if (ctx->have_ns) {
-		snprintf(ip, iplen, "%s", ctx->ns.host_ip);
+		snprintf(ip, iplen, "%s", ctx->ns.proxy_ip);
 		*port = ctx->opt.proxy_port;
 		return 0;
 	}
@@ -266,29 +266,43 @@ static void create_sandbox_ca(struct sup_ctx *ctx)
 	sup_log(ctx, LOG_INFO, "sandbox CA written to %s", ctx->ca_cert_path);
 }
 
-struct capture_job {
+struct inside_job {
+	const char *ip;
+	uint16_t port;
+	int listen_fd;
 	struct proxy_capture_fds *fds;
 	char err[256];
 };
 
 /* Runs with the thread inside the sandbox namespace (netns_run_inside). */
-static int open_capture_inside(void *arg)
+static int open_listeners_inside(void *arg)
 {
-	struct capture_job *job = arg;
-	return proxy_capture_open(job->fds, job->err, sizeof job->err);
+	struct inside_job *job = arg;
+	job->listen_fd = proxy_listener_open(job->ip, job->port, job->err, sizeof job->err);
+	if (job->listen_fd < 0)
+		return -1;
+	if (proxy_capture_open(job->fds, job->err, sizeof job->err) == 0)
+		return 0;
+	close(job->listen_fd);
+	job->listen_fd = -1;
+	return -1;
 }
 
-/* The capture listeners live inside the sandbox namespace: nftables there
- * redirects to them, and SO_ORIGINAL_DST needs that namespace's conntrack. */
-static int open_capture(struct sup_ctx *ctx, struct proxy_capture_fds *fds)
+/* Every listener of the proxy lives inside the sandbox namespace: the
+ * explicit one on the proxy address of its loopback, the capture ones where
+ * nftables there redirects to (SO_ORIGINAL_DST needs that namespace's
+ * conntrack). They are the sandbox's only way out. */
+static int open_listeners(struct sup_ctx *ctx, const char *ip, uint16_t port, int *listen_fd,
+			  struct proxy_capture_fds *fds)
 {
-	struct capture_job job = { fds, "" };
+	struct inside_job job = { .ip = ip, .port = port, .listen_fd = -1, .fds = fds };
 	fds->tcp = fds->dns_udp = fds->dns_tcp = -1;
-	if (netns_run_inside(&ctx->ns, open_capture_inside, &job) != 0) {
-		sup_log(ctx, LOG_ERROR, "transparent capture: %s",
-			job.err[0] ? job.err : "cannot enter the sandbox namespace");
+	if (netns_run_inside(&ctx->ns, open_listeners_inside, &job) != 0) {
+		sup_log(ctx, LOG_ERROR, "proxy listeners in the sandbox namespace: %s",
+			job.err[0] ? job.err : "cannot enter the namespace");
 		return -1;
 	}
+	*listen_fd = job.listen_fd;
 	return 0;
 }
 
@@ -313,15 +327,19 @@ static int start_proxy(struct sup_ctx *ctx)
 		.upstream = ctx->upstream,
 	};
 	struct proxy_capture_fds capture;
+	int listen_fd = -1;
 	if (ctx->have_ns) {
-		if (open_capture(ctx, &capture) != 0)
+		if (open_listeners(ctx, ip, port, &listen_fd, &capture) != 0)
 			return -1;
 		cfg.capture = &capture;
+		cfg.listen_fd = &listen_fd;
 	}
 	char err[256] = "";
 	ctx->proxy = proxy_start(&ctx->loop, &cfg, ctx->policy, err, sizeof err);
-	if (cfg.capture)
-		proxy_capture_close(&capture); /* the proxy keeps duplicates */
+	if (cfg.capture) { /* the proxy keeps duplicates */
+		proxy_capture_close(&capture);
+		close(listen_fd);
+	}
 	if (!ctx->proxy) {
 		sup_log(ctx, LOG_ERROR, "proxy on %s:%u: %s", ip, (unsigned)port, err);
 		return -1;
@@ -391,8 +409,8 @@ static int create_namespace(struct sup_ctx *ctx)
 		return -1;
 	}
 	ctx->have_ns = true;
-	sup_log(ctx, LOG_INFO, "sandbox namespace %s: %s <-> %s", ctx->ns.run_id, ctx->ns.host_ip,
-		ctx->ns.sandbox_ip);
+	sup_log(ctx, LOG_INFO, "sandbox namespace %s: sandbox %s, proxy %s", ctx->ns.run_id,
+		ctx->ns.sandbox_ip, ctx->ns.proxy_ip);
 	return 0;
 }
 
@@ -465,17 +483,13 @@ static void free_run_state(struct sup_ctx *ctx)
 	ctx->startup_policy = ctx->policy = NULL;
 }
 
-/* The kernel frees the sockets that were inside the namespace (the proxy's
- * capture listeners, the bypass listener) one RCU grace period after they were
- * closed, and only then lets the namespace and the veth pair go; the rest of
- * the teardown runs in that time (netns_release). */
+/* Everything of the sandbox's network is inside its namespace: closing our
+ * fd lets the kernel take it once its last process and socket are gone. */
 static void release_namespace(struct sup_ctx *ctx)
 {
 	if (!ctx->have_ns)
 		return;
-	if (netns_release(&ctx->ns) != 0)
-		sup_log(ctx, LOG_INFO, "sandbox namespace still held by someone else after %u ms; "
-			"deleted its veth pair", NETNS_RELEASE_WAIT_MS);
+	netns_destroy(&ctx->ns);
 	ctx->have_ns = false;
 }
 

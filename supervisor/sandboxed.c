@@ -61,7 +61,7 @@ static size_t add_ca_binds(const struct sup_ctx *ctx, struct sup_bind *out, size
 }
 
 /* The sandbox's resolv.conf names the policy DNS responder (any address
- * works, port 53 is redirected; the gateway reads best in logs). It is bound
+ * works, port 53 is redirected; the proxy address reads best in logs). It is bound
  * read-only over /etc/resolv.conf in the child's own mount namespace and
  * unlinked once the child has exec'd; the container's file is never touched.
  * Returns 0 and the path, or -1. */
@@ -76,7 +76,7 @@ static int write_resolv_conf(struct sup_ctx *ctx, char *path, size_t len)
 	}
 	char text[128];
 	int n = snprintf(text, sizeof text, "# openshell-sandbox policy DNS\nnameserver %s\n",
-			 ctx->ns.host_ip);
+			 ctx->ns.proxy_ip);
 	bool ok = fchmod(fd, 0644) == 0 && write(fd, text, (size_t)n) == n;
 	ok = close(fd) == 0 && ok;
 	if (!ok) {

@@ -1,4 +1,4 @@
-"""Nothing of a sandbox may outlive it: no veth or nftables table in the container
+"""Nothing of a sandbox may outlive it: no link or nftables table in the container
 namespace, no named netns, no supervisor or workload process. The autouse
 `no_leftovers` fixture (conftest.py) checks this after EVERY test that started a
 supervisor; the tests here drive the supervisor through the ways it can end."""
@@ -43,12 +43,16 @@ def test_clean_after_rejected_policy(world):
 
 
 def test_leftover_check_sees_a_running_sandbox(world):
-    """The check is not vacuous: while a sandbox runs, its veth end and processes show."""
+    """The check is not vacuous: while a sandbox runs, its processes show. Its network
+    never shows in the container namespace: no link, no address, no nftables table (all
+    of it is inside the sandbox's own namespace, so nothing there can outlive it)."""
     h = start_ready(world)
     try:
         found = world.leftovers()
-        assert any(f.startswith("links in") for f in found), found
         assert any(f.startswith("live processes") for f in found), found
+        assert [f for f in found if not f.startswith("live processes")] == [], found
+        addrs = W.run([W.IP, "-n", world.container_ns, "-4", "-o", "addr"]).stdout
+        assert "10.200." not in addrs, addrs
         assert h.workload_pids(), "no workload process found for the run"
     finally:
         h.signal(signal.SIGTERM)
@@ -95,7 +99,7 @@ def test_sigkill_leaves_only_what_the_workload_holds(world):
                                           "http://plain.allowed.test/"])
     assert r.returncode == 0 and r.stdout.startswith("hello from plain.allowed.test\n"), str(r)
 
-    # What may remain is the workload (the kernel frees its netns and veth with it).
+    # What may remain is the workload (the kernel frees its netns, and all in it, with it).
     survivors = set(h.pids())
     assert survivors <= workload, "processes other than the workload survived: %s" % (
         survivors - workload)

@@ -416,9 +416,8 @@ def test_off_and_no_filesystem_policy_applies_nothing(world):
 # exfiltration channel), until killed.
 INBOUND_LISTENER = r"""
 import os, socket, sys, threading, urllib.parse
-host_ip = urllib.parse.urlsplit(os.environ["HTTP_PROXY"]).hostname
 probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-probe.connect((host_ip, 9))
+probe.connect(("198.51.100.1", 9))  # no packet: only picks the routed source address
 me = probe.getsockname()[0]
 t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 t.bind(("0.0.0.0", 7777)); t.listen(8)
@@ -438,7 +437,9 @@ while True:
 """
 
 # Runs in the WORLD namespace (which routes 10.200.0.0/16 to the container, where
-# forwarding is on): the collaborator dials the sandbox's listeners directly.
+# forwarding is on): the collaborator dials the sandbox's listeners directly. The sandbox
+# namespace has no link to the container, so nothing arrives; the fence's input chain
+# would drop it if anything did.
 INBOUND_DIAL = r"""
 import json, socket, sys
 ip = sys.argv[1]

@@ -19,6 +19,10 @@ static const char golden[] =
 	"\t\tct state established,related accept\n"
 	"\t\tcounter drop\n"
 	"\t}\n"
+	"\tchain forward {\n"
+	"\t\ttype filter hook forward priority 0; policy drop;\n"
+	"\t\tcounter drop\n"
+	"\t}\n"
 	"\tchain deny {\n"
 	"\t\tcounter limit rate 20/second burst 40 packets "
 	"log prefix \"openshell:bypass:1a2b3c4d: \" group 7 snaplen 256 queue-threshold 1\n"
@@ -30,9 +34,10 @@ static const char golden[] =
 	"\t}\n"
 	"\tchain output {\n"
 	"\t\ttype filter hook output priority 0; policy drop;\n"
-	"\t\toifname \"lo\" accept\n"
-	"\t\tip daddr 10.200.0.1 tcp dport 3128 accept\n"
 	"\t\tct state established,related accept\n"
+	"\t\tip daddr 10.200.0.1 tcp dport 3128 accept\n"
+	"\t\tip daddr 10.200.0.1 counter goto deny\n"
+	"\t\toifname \"lo\" accept\n"
 	"\t\tgoto deny\n"
 	"\t}\n"
 	"}\n";
@@ -96,13 +101,16 @@ static void test_order(void **state)
 	chain_span("output", &out, &out_end);
 	chain_span("deny", &deny, &deny_end);
 	long policy = pos("hook output priority 0; policy drop;");
-	long lo = pos("oifname \"lo\" accept");
-	long proxy = pos("ip daddr 10.200.7.1 tcp dport 8080 accept");
-	const char *ctp = strstr(buf + proxy, "ct state established,related accept");
-	assert_non_null(ctp); /* the output chain's own, after the proxy rule */
+	const char *ctp = strstr(buf + out, "ct state established,related accept");
+	assert_non_null(ctp); /* the output chain's own */
 	long ct = ctp - buf;
+	long proxy = pos("ip daddr 10.200.7.1 tcp dport 8080 accept");
+	/* the proxy address is on lo: its other ports are refused before lo is accepted */
+	long proxy_deny = pos("ip daddr 10.200.7.1 counter goto deny");
+	long lo = pos("oifname \"lo\" accept");
 	long go = pos("\t\tgoto deny\n");
-	assert_true(out < policy && policy < lo && lo < proxy && proxy < ct && ct < go);
+	assert_true(out < policy && policy < ct && ct < proxy && proxy < proxy_deny &&
+		    proxy_deny < lo && lo < go);
 	/* the output chain ends by sending everything else to deny */
 	assert_int_equal(go + (long)strlen("\t\tgoto deny\n"), out_end);
 	assert_true(deny < out); /* defined before it is used */
@@ -133,19 +141,19 @@ static void test_counts(void **state)
 	(void)state;
 	make("10.200.255.1", 65535, "Z9");
 	assert_int_equal(count("table "), 1);
-	assert_int_equal(count("chain "), 3);
-	assert_int_equal(count("policy drop;"), 2);
+	assert_int_equal(count("chain "), 4);
+	assert_int_equal(count("policy drop;"), 3);
 	assert_int_equal(count("policy accept"), 0);
 	assert_int_equal(count(" accept\n"), 5);
 	assert_int_equal(count("reject"), 5);
 	assert_int_equal(count(" log "), 1);
-	assert_int_equal(count("goto deny"), 1);
-	assert_int_equal(count("hook"), 2); /* deny is a regular chain */
+	assert_int_equal(count("goto deny"), 2);
+	assert_int_equal(count("hook"), 3); /* deny is a regular chain */
 	assert_int_equal(count("limit rate 20/second burst 40 packets"), 1);
 	assert_int_equal(count("reject with tcp reset"), 2);
 	assert_int_equal(count("reject with icmp type"), 1);
 	assert_int_equal(count("reject with icmpv6 type"), 1);
-	assert_int_equal(count("counter"), 7);
+	assert_int_equal(count("counter"), 9);
 	assert_int_equal(count("nfproto ipv4"), 2);
 	assert_int_equal(count("nfproto ipv6"), 2);
 	assert_int_equal(count("type filter hook output priority 0;"), 1);
@@ -177,6 +185,11 @@ static void test_input_chain(void **state)
 		for (const char *p = buf + chain; (p = strstr(p, " accept")) != NULL && p < end; p++)
 			accepts++;
 		assert_int_equal(accepts, 2);
+		/* nothing is forwarded through the namespace */
+		long fwd = pos("\tchain forward {\n\t\ttype filter hook forward priority 0; "
+			       "policy drop;\n\t\tcounter drop\n\t}\n");
+		assert_true(fwd > chain);
+		assert_int_equal(count("hook forward"), 1);
 	}
 }
 
@@ -211,8 +224,9 @@ static void test_buffer_bounds(void **state)
 	assert_true(netns_fence_ruleset(buf, sizeof(buf), "255.255.255.255", 65535, "ZZZZZZZZ") > 0);
 }
 
-/* Capture: the nat chain redirects DNS first, leaves loopback and the proxy
- * alone, then redirects all other IPv4 TCP; the filter chain admits the two
+/* Capture: the nat chain redirects DNS first, then TCP to the proxy address
+ * on other ports, leaves loopback (the proxy port) alone, then redirects all
+ * other IPv4 TCP; the filter chain admits the two
  * capture ports only for redirected flows, before loopback is accepted. */
 static void test_capture_order(void **state)
 {
@@ -221,12 +235,13 @@ static void test_capture_order(void **state)
 	long nat = pos("chain capture {\n\t\ttype nat hook output priority -100; policy accept;\n");
 	long dns_udp = pos("meta nfproto ipv4 udp dport 53 counter redirect to :15053\n");
 	long dns_tcp = pos("meta nfproto ipv4 tcp dport 53 counter redirect to :15053\n");
+	/* the proxy address is on lo: its other ports are captured before lo returns */
+	long px_other = pos("ip daddr 10.200.3.1 tcp dport != 3128 counter redirect to :15001\n");
 	long lo_ret = pos("oifname \"lo\" return\n");
-	long px_ret = pos("ip daddr 10.200.3.1 tcp dport 3128 return\n");
 	long tcp = pos("meta nfproto ipv4 meta l4proto tcp counter redirect to :15001\n");
 	long filter = pos("chain output {");
-	assert_true(nat < dns_udp && dns_udp < dns_tcp && dns_tcp < lo_ret);
-	assert_true(lo_ret < px_ret && px_ret < tcp && tcp < filter);
+	assert_true(nat < dns_udp && dns_udp < dns_tcp && dns_tcp < px_other);
+	assert_true(px_other < lo_ret && lo_ret < tcp && tcp < filter);
 	long acc_tcp = pos("tcp dport { 15001, 15053 } ct status dnat accept\n");
 	long acc_udp = pos("udp dport 15053 ct status dnat accept\n");
 	/* a direct dial of a capture port is refused through deny: audited too */
@@ -235,10 +250,10 @@ static void test_capture_order(void **state)
 	long lo = pos("oifname \"lo\" accept");
 	assert_true(filter < acc_tcp && acc_tcp < acc_udp && acc_udp < rej_tcp);
 	assert_true(rej_tcp < rej_udp && rej_udp < lo);
-	assert_int_equal(count("redirect"), 3);
+	assert_int_equal(count("redirect"), 4);
 	assert_int_equal(count("table "), 1);
-	assert_int_equal(count("chain "), 4);
-	assert_int_equal(count("goto deny"), 3);
+	assert_int_equal(count("chain "), 5);
+	assert_int_equal(count("goto deny"), 4);
 	assert_int_equal(count("reject"), 5); /* all in the deny chain */
 	assert_int_equal(count("ip6"), 0); /* IPv6 is never redirected */
 	long deny, deny_end;

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -167,6 +168,20 @@ static int fail_child(const char *fmt, ...)
 	return 1;
 }
 
+/* IFF_UP and IFF_RUNNING (carrier): the sandbox sees a working link. */
+static int link_running(const char *ifname)
+{
+	struct ifreq r;
+	memset(&r, 0, sizeof(r));
+	snprintf(r.ifr_name, sizeof(r.ifr_name), "%s", ifname);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	int rc = ioctl(fd, SIOCGIFFLAGS, &r);
+	close(fd);
+	return rc == 0 && (r.ifr_flags & (IFF_UP | IFF_RUNNING)) == (IFF_UP | IFF_RUNNING);
+}
+
 static int child_checks(const struct netns *ns)
 {
 	int rc = netns_enter(ns);
@@ -174,20 +189,30 @@ static int child_checks(const struct netns *ns)
 		return fail_child("netns_enter: %s", strerror(-rc));
 	if (!has_address(ns->sandbox_if, ns->sandbox_ip))
 		return fail_child("%s lacks %s", ns->sandbox_if, ns->sandbox_ip);
-	if ((rc = tcp_connect(ns->host_ip, PROXY_PORT)) != 0)
+	if (!has_address("lo", ns->proxy_ip))
+		return fail_child("lo lacks %s", ns->proxy_ip);
+	if (!link_running(ns->sandbox_if))
+		return fail_child("%s is not up with carrier", ns->sandbox_if);
+	if ((rc = tcp_connect(ns->proxy_ip, PROXY_PORT)) != 0)
 		return fail_child("proxy connect: %s", strerror(rc));
 
 	long t0 = now_ms();
-	if ((rc = tcp_connect(ns->host_ip, PROXY_PORT + 1)) != ECONNREFUSED)
-		return fail_child("other port on host: %s, want ECONNREFUSED", strerror(rc));
+	/* the proxy address is on lo, yet only its proxy port is open */
+	if ((rc = tcp_connect(ns->proxy_ip, PROXY_PORT + 1)) != ECONNREFUSED)
+		return fail_child("other port of the proxy address: %s, want ECONNREFUSED",
+				  strerror(rc));
+	if ((rc = udp_blocked(ns->proxy_ip, 9999)) != EPERM && rc != ECONNREFUSED)
+		return fail_child("UDP to the proxy address: %s", strerror(rc));
 	if ((rc = tcp_connect("198.51.100.10", 443)) != ECONNREFUSED)
+		return fail_child("outside TCP: %s, want ECONNREFUSED", strerror(rc));
+	if ((rc = tcp_connect("203.0.113.5", 80)) != ECONNREFUSED)
 		return fail_child("outside TCP: %s, want ECONNREFUSED", strerror(rc));
 	if ((rc = udp_blocked("198.51.100.10", 9999)) != EPERM && rc != ECONNREFUSED)
 		return fail_child("outside UDP: %s, want EPERM or ECONNREFUSED", strerror(rc));
-	if ((rc = udp_blocked(ns->host_ip, 53)) != EPERM && rc != ECONNREFUSED)
-		return fail_child("UDP DNS to host: %s", strerror(rc));
-	if ((rc = ping_blocked(ns->host_ip)) != EPERM)
-		return fail_child("ping host: %s, want EPERM", strerror(rc));
+	if ((rc = udp_blocked("203.0.113.5", 53)) != EPERM && rc != ECONNREFUSED)
+		return fail_child("outside UDP DNS: %s", strerror(rc));
+	if ((rc = ping_blocked("198.51.100.10")) != EPERM)
+		return fail_child("outside ping: %s, want EPERM", strerror(rc));
 	long spent = now_ms() - t0;
 	if (spent > 3 * FAST_MS)
 		return fail_child("rejects took %ld ms", spent);
@@ -244,9 +269,11 @@ static void assert_rejects_counted(const struct netns *ns)
 	char *rules = NULL;
 	assert_int_equal(netns_run_inside(ns, list_ruleset, &rules), 0);
 	assert_non_null(strstr(rules, "policy drop;"));
-	assert_true(rule_packets(rules, "log prefix \"openshell:bypass:") >= 5);
-	assert_true(rule_packets(rules, "ipv4 meta l4proto tcp counter") >= 2);
-	assert_true(rule_packets(rules, "ipv4 meta l4proto udp counter") >= 2);
+	assert_true(rule_packets(rules, "log prefix \"openshell:bypass:") >= 7);
+	assert_true(rule_packets(rules, "ipv4 meta l4proto tcp counter") >= 3);
+	assert_true(rule_packets(rules, "ipv4 meta l4proto udp counter") >= 3);
+	/* two of them through the proxy address's own rule */
+	assert_true(rule_packets(rules, "ip daddr 10.200.0.1 counter packets") >= 2);
 	/* exactly our one ping: no kernel IPv6 chatter (autoconf is off) */
 	assert_int_equal(rule_packets(rules, "reject with icmpx admin-prohibited"), 1);
 	free(rules);
@@ -294,72 +321,124 @@ static void create_ok(struct netns *ns, const char *run_id)
 	assert_true(ns->ns_fd >= 0);
 }
 
+/* Number of links in the calling thread's namespace. */
+static int count_links(void)
+{
+	struct if_nameindex *all = if_nameindex();
+	assert_non_null(all);
+	int n = 0;
+	while (all[n].if_index != 0)
+		n++;
+	if_freenameindex(all);
+	return n;
+}
+
+struct listen_job {
+	const char *ip;
+	int fd;
+};
+
+static int listen_inside(void *arg)
+{
+	struct listen_job *job = arg;
+	job->fd = listen_on(job->ip, PROXY_PORT);
+	return job->fd >= 0 ? 0 : -1;
+}
+
 static void test_full_cycle(void **state)
 {
 	(void)state;
 	need_live();
 	int fds = count_fds();
+	int links = count_links();
 	struct netns ns;
 	create_ok(&ns, NULL);
 	assert_int_equal(strlen(ns.run_id), NETNS_RUN_ID_MAX);
-	assert_non_null(strstr(ns.host_if, ns.run_id));
 	assert_non_null(strstr(ns.sandbox_if, ns.run_id));
-	assert_string_equal(ns.host_ip, "10.200.0.1");
+	assert_non_null(strstr(ns.peer_if, ns.run_id));
+	assert_string_equal(ns.proxy_ip, "10.200.0.1");
 	assert_string_equal(ns.sandbox_ip, "10.200.0.2");
-	assert_true(if_nametoindex(ns.host_if) > 0);
-	assert_int_equal(if_nametoindex(ns.sandbox_if), 0); /* peer is not here */
+	/* nothing of the sandbox in the caller's namespace */
+	assert_int_equal(count_links(), links);
+	assert_int_equal(if_nametoindex(ns.sandbox_if), 0);
+	assert_int_equal(if_nametoindex(ns.peer_if), 0);
 
-	int lfd = listen_on(ns.host_ip, PROXY_PORT);
-	assert_true(lfd >= 0);
+	struct listen_job lj = { ns.proxy_ip, -1 };
+	assert_int_equal(netns_run_inside(&ns, listen_inside, &lj), 0);
 	run_child_checks(&ns);
-	close(lfd);
+	close(lj.fd);
 	assert_rejects_counted(&ns);
 	assert_run_inside(&ns);
 
 	netns_destroy(&ns);
-	assert_int_equal(if_nametoindex(ns.host_if[0] ? ns.host_if : "osh-none"), 0);
 	assert_int_equal(ns.ns_fd, -1);
 	netns_destroy(&ns); /* idempotent */
 	assert_int_equal(count_fds(), fds);
+	assert_int_equal(count_links(), links);
 }
 
-static void test_side_by_side_subnets(void **state)
+/* Addresses on lo here in the first n subnets 10.200.0..n-1.0/24. */
+static void set_subnets(struct nl_sock *sk, int lo, unsigned n, int add)
+{
+	char ip[16], err[256];
+	for (unsigned i = 0; i < n; i++) {
+		assert_int_equal(netns_subnet_ip(ip, sizeof(ip), i, 9), 0);
+		int rc = add ? nlops_addr_add(sk, lo, ip, NETNS_PREFIX_LEN, err, sizeof(err))
+			     : nlops_addr_del(sk, lo, ip, NETNS_PREFIX_LEN, err, sizeof(err));
+		if (rc != 0)
+			fail_msg("%s", err);
+	}
+}
+
+static struct nl_sock *open_lo(int *lo)
+{
+	char err[256];
+	struct nl_sock *sk = nlops_open(err, sizeof(err));
+	assert_non_null(sk);
+	assert_int_equal(nlops_ifindex(sk, "lo", lo, err, sizeof(err)), 0);
+	return sk;
+}
+
+/* The subnet avoids the caller's addresses; sandboxes side by side share
+ * it (each has its own namespace, nothing of them meets). */
+static void test_subnet_avoids_callers_addresses(void **state)
 {
 	(void)state;
 	need_live();
-	struct netns a, b, c;
+	int lo;
+	struct nl_sock *sk = open_lo(&lo);
+	set_subnets(sk, lo, 2, 1);
+	struct netns a, b;
 	create_ok(&a, "side1");
 	create_ok(&b, "side2");
-	assert_string_equal(a.host_ip, "10.200.0.1");
-	assert_string_equal(b.host_ip, "10.200.1.1");
-	assert_string_equal(b.sandbox_ip, "10.200.1.2");
+	assert_string_equal(a.proxy_ip, "10.200.2.1");
+	assert_string_equal(a.sandbox_ip, "10.200.2.2");
+	assert_string_equal(b.proxy_ip, "10.200.2.1");
 	netns_destroy(&a);
-	create_ok(&c, "side3"); /* 10.200.0.0/24 is free again */
-	assert_string_equal(c.host_ip, "10.200.0.1");
 	netns_destroy(&b);
-	netns_destroy(&c);
-	assert_int_equal(if_nametoindex("osh-side1-h"), 0);
-	assert_int_equal(if_nametoindex("osh-side2-h"), 0);
-	assert_int_equal(if_nametoindex("osh-side3-h"), 0);
+	set_subnets(sk, lo, 2, 0);
+	nlops_close(sk);
 }
 
+/* A failure after the namespace and its links exist (here: the fence text
+ * cannot be built) leaves no fd and no link behind. */
 static void test_failure_leaves_nothing(void **state)
 {
 	(void)state;
 	need_live();
-	struct netns a, dup;
-	struct netns_config cfg = { .proxy_port = PROXY_PORT, .run_id = "dup1" };
+	struct netns ns;
+	struct netns_config cfg = { .proxy_port = PROXY_PORT, .run_id = "bad1",
+				    .capture_tcp_port = 15001, .capture_dns_port = 15001 };
 	char err[256];
-	create_ok(&a, "dup1");
 	int fds = count_fds();
-	assert_int_equal(netns_create(&dup, &cfg, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "create veth osh-dup1-h"));
-	assert_int_equal(dup.ns_fd, -1);
+	int links = count_links();
+	assert_int_equal(netns_create(&ns, &cfg, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "nftables fence"));
+	assert_int_equal(ns.ns_fd, -1);
+	assert_int_equal(ns.proxy_ip[0], '\0');
 	assert_int_equal(count_fds(), fds);
-	netns_destroy(&dup); /* harmless after failure */
-	assert_true(if_nametoindex("osh-dup1-h") > 0); /* the first one is untouched */
-	netns_destroy(&a);
-	assert_int_equal(if_nametoindex("osh-dup1-h"), 0);
+	assert_int_equal(count_links(), links);
+	netns_destroy(&ns); /* harmless after failure */
 }
 
 static void test_bad_config(void **state)
@@ -423,41 +502,26 @@ static void test_fence_load_errors(void **state)
 	netns_destroy(&ns);
 }
 
-/* Addresses on lo in every 10.200.N.0/24: netns_create must fail after the
- * veth exists, and take the veth away again. */
-static void set_all_subnets(struct nl_sock *sk, int lo, int add)
-{
-	char ip[16], err[256];
-	for (unsigned n = 0; n <= NETNS_SUBNET_MAX; n++) {
-		assert_int_equal(netns_subnet_ip(ip, sizeof(ip), n, 9), 0);
-		int rc = add ? nlops_addr_add(sk, lo, ip, NETNS_PREFIX_LEN, err, sizeof(err))
-			     : nlops_addr_del(sk, lo, ip, NETNS_PREFIX_LEN, err, sizeof(err));
-		if (rc != 0)
-			fail_msg("%s", err);
-	}
-}
-
-static void test_no_free_subnet_cleans_up(void **state)
+/* Addresses here in every 10.200.N.0/24: netns_create must fail before it
+ * made anything. */
+static void test_no_free_subnet(void **state)
 {
 	(void)state;
 	need_live();
 	char err[256];
 	int lo;
-	struct nl_sock *sk = nlops_open(err, sizeof(err));
-	assert_non_null(sk);
-	assert_int_equal(nlops_ifindex(sk, "lo", &lo, err, sizeof(err)), 0);
-	set_all_subnets(sk, lo, 1);
+	struct nl_sock *sk = open_lo(&lo);
+	set_subnets(sk, lo, NETNS_SUBNET_MAX + 1, 1);
 
 	struct netns ns;
 	struct netns_config cfg = { .proxy_port = PROXY_PORT, .run_id = "full" };
 	int fds = count_fds();
 	assert_int_equal(netns_create(&ns, &cfg, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "no free subnet"));
-	assert_int_equal(if_nametoindex("osh-full-h"), 0);
 	assert_int_equal(ns.ns_fd, -1);
 	assert_int_equal(count_fds(), fds);
 
-	set_all_subnets(sk, lo, 0);
+	set_subnets(sk, lo, NETNS_SUBNET_MAX + 1, 0);
 	nlops_close(sk);
 }
 
@@ -466,10 +530,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bad_config),
 		cmocka_unit_test(test_full_cycle),
-		cmocka_unit_test(test_side_by_side_subnets),
+		cmocka_unit_test(test_subnet_avoids_callers_addresses),
 		cmocka_unit_test(test_failure_leaves_nothing),
 		cmocka_unit_test(test_fence_load_errors),
-		cmocka_unit_test(test_no_free_subnet_cleans_up),
+		cmocka_unit_test(test_no_free_subnet),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }

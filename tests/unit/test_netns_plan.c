@@ -44,15 +44,15 @@ static void test_run_id_random(void **state)
 static void test_ifnames(void **state)
 {
 	(void)state;
-	char h[IFNAMSIZ], s[IFNAMSIZ];
-	assert_int_equal(netns_ifnames("1a2b3c4d", h, sizeof(h), s, sizeof(s)), 0);
-	assert_string_equal(h, "osh-1a2b3c4d-h");
+	char s[IFNAMSIZ], p[IFNAMSIZ];
+	assert_int_equal(netns_ifnames("1a2b3c4d", s, sizeof(s), p, sizeof(p)), 0);
 	assert_string_equal(s, "osh-1a2b3c4d-s");
-	assert_true(strlen(h) < IFNAMSIZ);
-	assert_int_equal(netns_ifnames("x", h, sizeof(h), s, sizeof(s)), 0);
-	assert_string_equal(h, "osh-x-h");
-	assert_int_equal(netns_ifnames("bad id", h, sizeof(h), s, sizeof(s)), -1);
-	assert_int_equal(netns_ifnames("ab", h, 8, s, sizeof(s)), -1);
+	assert_string_equal(p, "osh-1a2b3c4d-p");
+	assert_true(strlen(p) < IFNAMSIZ);
+	assert_int_equal(netns_ifnames("x", s, sizeof(s), p, sizeof(p)), 0);
+	assert_string_equal(p, "osh-x-p");
+	assert_int_equal(netns_ifnames("bad id", s, sizeof(s), p, sizeof(p)), -1);
+	assert_int_equal(netns_ifnames("ab", s, 8, p, sizeof(p)), -1);
 }
 
 static void test_subnet_pick(void **state)
@@ -86,7 +86,7 @@ static void test_subnet_ip(void **state)
 {
 	(void)state;
 	char ip[16];
-	assert_int_equal(netns_subnet_ip(ip, sizeof(ip), 0, NETNS_HOST_OCTET), 0);
+	assert_int_equal(netns_subnet_ip(ip, sizeof(ip), 0, NETNS_PROXY_OCTET), 0);
 	assert_string_equal(ip, "10.200.0.1");
 	assert_int_equal(netns_subnet_ip(ip, sizeof(ip), 255, NETNS_SANDBOX_OCTET), 0);
 	assert_string_equal(ip, "10.200.255.2");
