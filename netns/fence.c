@@ -8,12 +8,12 @@
  * only catches what no reject rule matched.
  *
  * Input chain, policy drop: only loopback and replies to what the output
- * chain let out. Forward chain, policy drop: nothing is routed through the
- * namespace (a new namespace inherits IPv4 forwarding from the host). The
- * namespace has no link to the outside, so no packet from outside can arrive
- * at all; the two chains keep it so should a link ever appear: a packet from
- * outside would otherwise open a conntrack entry and the sandbox's answers
- * would leave as `ct state established`, a two-way channel around the proxy.
+ * chain let out. The namespace has no link to the outside, so no packet from
+ * outside can arrive at all; the chain keeps it so should a link ever appear:
+ * a packet from outside would otherwise open a conntrack entry and the
+ * sandbox's answers would leave as `ct state established`, a two-way channel
+ * around the proxy. (No forward chain: the veth peer does not forward, see
+ * netns.c; each hooked chain costs start-up time.)
  *
  * With transparent capture a nat output chain (priority -100, before the
  * filter) redirects port-53 traffic, every non-loopback IPv4 TCP connection
@@ -111,18 +111,13 @@ static void add_deny_chain(struct text *t, const char *run_id)
 	text_add(t, "\t}\n");
 }
 
-/* Nothing from outside opens a flow, nothing is routed through: see the top
- * of this file. */
-static void add_input_chains(struct text *t)
+/* Nothing from outside opens a flow: see the top of this file. */
+static void add_input_chain(struct text *t)
 {
 	text_add(t, "\tchain input {\n");
 	text_add(t, "\t\ttype filter hook input priority 0; policy drop;\n");
 	text_add(t, "\t\tiifname \"lo\" accept\n");
 	text_add(t, "\t\tct state established,related accept\n");
-	text_add(t, "\t\tcounter drop\n");
-	text_add(t, "\t}\n");
-	text_add(t, "\tchain forward {\n");
-	text_add(t, "\t\ttype filter hook forward priority 0; policy drop;\n");
 	text_add(t, "\t\tcounter drop\n");
 	text_add(t, "\t}\n");
 }
@@ -174,7 +169,7 @@ int netns_fence_ruleset_capture(char *buf, size_t len, const char *proxy_ip, uin
 		return -1;
 	struct text t = { .buf = buf, .len = len };
 	text_add(&t, "table inet %s {\n", NETNS_FENCE_TABLE);
-	add_input_chains(&t);
+	add_input_chain(&t);
 	if (capture)
 		add_capture_chain(&t, proxy_ip, port, tcp_port, dns_port);
 	add_deny_chain(&t, run_id);

@@ -6,9 +6,8 @@
 #include <stdint.h>
 
 /* Write the whole fence (one table: an input chain that admits only loopback
- * and replies, a forward chain that drops everything, the output chain, and
- * the deny chain it sends every refused packet to: NFLOG for the bypass
- * audit, then reject) as nftables text into
+ * and replies, the output chain, and the deny chain it sends every refused
+ * packet to: NFLOG for the bypass audit, then reject) as nftables text into
  * buf. proxy_ip must be a dotted quad, port non-zero, run_id valid (see
  * plan.h). Returns the text length, or -1 if an argument is invalid or the
  * text does not fit in len bytes. */

@@ -202,8 +202,8 @@ static int open_sandbox_sock(void *arg)
 /* The socket was opened inside, so every step below acts there while the
  * thread stays in the caller's namespace. The veth pair only gives the
  * default route a link with carrier (programs that check for a network see
- * one); its peer has no address, and the fence drops whatever would be
- * forwarded, so nothing sent into it goes anywhere. */
+ * one); its peer has no address and does not forward, so whatever reached
+ * it would be dropped (the fence lets nothing out to it in the first place). */
 static int sandbox_links(struct build *b)
 {
 	struct netns *ns = b->ns;
@@ -223,6 +223,7 @@ static int sandbox_links(struct build *b)
 	    nlops_addr_add(b->sk, lo, ns->proxy_ip, 32, b->err, b->errlen) != 0 ||
 	    nlops_no_ipv6_autoconf(b->sk, ns->sandbox_if, b->err, b->errlen) != 0 ||
 	    nlops_no_ipv6_autoconf(b->sk, ns->peer_if, b->err, b->errlen) != 0 ||
+	    nlops_no_forwarding(b->sk, ns->peer_if, b->err, b->errlen) != 0 ||
 	    nlops_link_up(b->sk, ns->peer_if, b->err, b->errlen) != 0 ||
 	    nlops_link_up(b->sk, ns->sandbox_if, b->err, b->errlen) != 0 ||
 	    nlops_link_up(b->sk, "lo", b->err, b->errlen) != 0 ||

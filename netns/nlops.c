@@ -3,6 +3,7 @@
 
 #include <linux/if.h>
 #include <linux/if_link.h>
+#include <linux/ip.h>
 #include <linux/rtnetlink.h>
 #include <netlink/addr.h>
 #include <netlink/cache.h>
@@ -10,6 +11,7 @@
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
+#include <netlink/route/link/inet.h>
 #include <netlink/route/link/inet6.h>
 #include <netlink/route/link/veth.h>
 #include <netlink/route/nexthop.h>
@@ -165,6 +167,28 @@ int nlops_link_up(struct nl_sock *sk, const char *name, char *err, size_t errlen
 	rtnl_link_put(link);
 	if (rc < 0)
 		return fail(err, errlen, rc, "set %s up", name);
+	return 0;
+}
+
+int nlops_no_forwarding(struct nl_sock *sk, const char *name, char *err, size_t errlen)
+{
+	struct rtnl_link *link;
+	int rc = link_get(sk, name, &link);
+	if (rc < 0)
+		return fail(err, errlen, rc, "disable forwarding on %s: look up", name);
+	struct rtnl_link *change = rtnl_link_alloc();
+	if (change == NULL) {
+		rtnl_link_put(link);
+		snprintf(err, errlen, "disable forwarding on %s: out of memory", name);
+		return -1;
+	}
+	rc = rtnl_link_inet_set_conf(change, IPV4_DEVCONF_FORWARDING, 0);
+	if (rc == 0)
+		rc = rtnl_link_change(sk, link, change, 0);
+	rtnl_link_put(change);
+	rtnl_link_put(link);
+	if (rc < 0)
+		return fail(err, errlen, rc, "disable forwarding on %s", name);
 	return 0;
 }
 

@@ -31,6 +31,10 @@ int nlops_addr_del(struct nl_sock *sk, int ifindex, const char *ip, uint8_t pref
 
 int nlops_link_up(struct nl_sock *sk, const char *name, char *err, size_t errlen);
 
+/* net.ipv4.conf.<name>.forwarding = 0: what arrives on the link is never
+ * routed on (a new namespace inherits IPv4 forwarding from the host). */
+int nlops_no_forwarding(struct nl_sock *sk, const char *name, char *err, size_t errlen);
+
 /* addrgenmode none: no IPv6 link-local address, so no kernel ND/MLD traffic. */
 int nlops_no_ipv6_autoconf(struct nl_sock *sk, const char *name, char *err, size_t errlen);
 

@@ -182,6 +182,22 @@ static int link_running(const char *ifname)
 	return rc == 0 && (r.ifr_flags & (IFF_UP | IFF_RUNNING)) == (IFF_UP | IFF_RUNNING);
 }
 
+/* net.ipv4.conf.<ifname>.forwarding of the calling process's namespace
+ * (/proc/sys/net shows the opener's), or -1. A new namespace inherits the
+ * host's value: where that is 0 (as on the test machine) this check only
+ * guards against netns_create turning forwarding on. */
+static int ipv4_forwarding(const char *ifname)
+{
+	char path[128], v[8] = "";
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/forwarding", ifname);
+	FILE *f = fopen(path, "re");
+	if (f == NULL)
+		return -1;
+	int ok = fgets(v, sizeof(v), f) != NULL;
+	fclose(f);
+	return ok ? atoi(v) : -1;
+}
+
 static int child_checks(const struct netns *ns)
 {
 	int rc = netns_enter(ns);
@@ -193,6 +209,8 @@ static int child_checks(const struct netns *ns)
 		return fail_child("lo lacks %s", ns->proxy_ip);
 	if (!link_running(ns->sandbox_if))
 		return fail_child("%s is not up with carrier", ns->sandbox_if);
+	if (ipv4_forwarding(ns->peer_if) != 0)
+		return fail_child("%s forwards IPv4", ns->peer_if);
 	if ((rc = tcp_connect(ns->proxy_ip, PROXY_PORT)) != 0)
 		return fail_child("proxy connect: %s", strerror(rc));
 
