@@ -1,7 +1,8 @@
 /* fence.c - nftables fence text and its atomic load through libnftables.
  *
- * Output chain, policy drop. Accepted: replies, TCP to the proxy port, loopback
- * other than the proxy address.
+ * Output chain, policy drop. Nothing leaves by a link other than lo except
+ * what the nat chain redirected. Accepted: replies, TCP to the proxy port,
+ * loopback other than the proxy address.
  * Everything else goes to the deny chain: counted, copied to NFLOG for the
  * bypass audit (rate limited; the kernel adds the socket's uid) and rejected
  * explicitly so clients fail at once instead of timing out; the drop policy
@@ -21,7 +22,7 @@
  * listeners on 127.0.0.1 of this namespace.
  * REDIRECT in this namespace is what makes SO_ORIGINAL_DST work for the
  * listener (its conntrack did the NAT). The capture ports are admitted only
- * with `ct status dnat`, before `oifname "lo" accept`, so dialing them
+ * with `ct status dnat`, before loopback is accepted, so dialing them
  * directly is refused (through the deny chain, so it is audited too).
  */
 #include "netns/fence.h"
@@ -65,15 +66,16 @@ static bool ipv4_valid(const char *ip)
 	return ip != NULL && inet_pton(AF_INET, ip, &a) == 1;
 }
 
-/* The proxy address is on the sandbox's loopback, so it is checked before the
- * loopback accept: only the proxy port is open there (with capture, TCP to
- * other ports was redirected above; UDP to port 53 too), anything else sent
- * to it is a bypass attempt. Replies (the proxy's own packets to the sandbox)
- * are accepted first. */
+/* The proxy address is on the sandbox's loopback, so it is checked before
+ * loopback is accepted: only the proxy port is open there (with capture, TCP
+ * to its other ports was redirected above, UDP to port 53 too); anything else
+ * sent to it outside an established flow is a bypass attempt. Replies (the
+ * proxy's own packets to the sandbox) are accepted first. */
 static void add_accepts(struct text *t, const char *proxy_ip, uint16_t port)
 {
 	text_add(t, "\t\tct state established,related accept\n");
-	text_add(t, "\t\tip daddr %s tcp dport %u accept\n", proxy_ip, (unsigned)port);
+	text_add(t, "\t\toifname \"lo\" ip daddr %s tcp dport %u accept\n", proxy_ip,
+		 (unsigned)port);
 	text_add(t, "\t\tip daddr %s counter goto deny\n", proxy_ip);
 	text_add(t, "\t\toifname \"lo\" accept\n");
 }
@@ -125,8 +127,9 @@ static void add_input_chain(struct text *t)
 /* Transparent capture (nat output, before the filter chain): DNS to the
  * responder, loopback and the explicit proxy untouched, every other IPv4
  * TCP connection (the proxy address's other ports included: the policy DNS
- * answers host.openshell.internal with it) to the transparent listener. IPv6 is not redirected: the
- * namespace has no IPv6 route and the filter chain rejects it. */
+ * answers host.openshell.internal with it) to the transparent listener.
+ * IPv6 is not redirected: the namespace has no IPv6 route and the filter
+ * chain rejects it. */
 static void add_capture_chain(struct text *t, const char *proxy_ip, uint16_t port,
 			      uint16_t tcp_port, uint16_t dns_port)
 {
@@ -139,13 +142,15 @@ static void add_capture_chain(struct text *t, const char *proxy_ip, uint16_t por
 	/* the proxy address is on lo: its other ports are captured like any host */
 	text_add(t, "\t\tip daddr %s tcp dport != %u counter redirect to :%u\n", proxy_ip,
 		 (unsigned)port, (unsigned)tcp_port);
+	/* the proxy port is never redirected, whatever link a socket is bound to */
+	text_add(t, "\t\tip daddr %s return\n", proxy_ip);
 	text_add(t, "\t\toifname \"lo\" return\n");
 	text_add(t, "\t\tmeta nfproto ipv4 meta l4proto tcp counter redirect to :%u\n",
 		 (unsigned)tcp_port);
 	text_add(t, "\t}\n");
 }
 
-/* Before `oifname "lo" accept`: the capture ports take only redirected
+/* Before loopback is accepted: the capture ports take only redirected
  * flows, so a direct dial to 127.0.0.1:<port> is refused. */
 static void add_capture_guards(struct text *t, uint16_t tcp_port, uint16_t dns_port)
 {
@@ -175,6 +180,12 @@ int netns_fence_ruleset_capture(char *buf, size_t len, const char *proxy_ip, uin
 	add_deny_chain(&t, run_id);
 	text_add(&t, "\tchain output {\n");
 	text_add(&t, "\t\ttype filter hook output priority 0; policy drop;\n");
+	/* Nothing legitimate is routed to another link than lo but the flows
+	 * the nat chain redirected (the hook still names the first route's
+	 * link for them): refuse the rest at once, a socket bound to the veth
+	 * too (SO_BINDTODEVICE needs no privilege). `& dnat == 0`, not
+	 * `!= dnat`: the latter compares the whole status word. */
+	text_add(&t, "\t\toifname != \"lo\" ct status & dnat == 0 counter goto deny\n");
 	if (capture)
 		add_capture_guards(&t, tcp_port, dns_port);
 	add_accepts(&t, proxy_ip, port);

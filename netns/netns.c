@@ -171,7 +171,7 @@ static int pick_subnet(struct netns *ns, char *err, size_t errlen)
 	struct nl_sock *sk = nlops_open(err, errlen);
 	if (sk == NULL)
 		return -1;
-	int rc = nlops_used_subnets(sk, 0, used, err, errlen);
+	int rc = nlops_used_subnets(sk, used, err, errlen);
 	nlops_close(sk);
 	if (rc != 0)
 		return -1;

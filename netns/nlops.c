@@ -63,9 +63,11 @@ int nlops_veth_create(struct nl_sock *sk, const char *name, const char *peer_nam
 		snprintf(err, errlen, "create veth %s: out of memory", name);
 		return -1;
 	}
+	struct rtnl_link *peer = rtnl_link_veth_get_peer(veth); /* a reference: put below */
 	rtnl_link_set_name(veth, name);
-	rtnl_link_set_name(rtnl_link_veth_get_peer(veth), peer_name);
+	rtnl_link_set_name(peer, peer_name);
 	int rc = rtnl_link_add(sk, veth, NLM_F_CREATE | NLM_F_EXCL);
+	rtnl_link_put(peer);
 	rtnl_link_veth_release(veth);
 	if (rc < 0)
 		return fail(err, errlen, rc, "create veth %s (peer %s)", name, peer_name);
@@ -274,28 +276,25 @@ int nlops_default_route(struct nl_sock *sk, int ifindex, char *err, size_t errle
 
 static void mark_addr(struct nl_object *obj, void *arg)
 {
-	struct { int skip; uint8_t *used; } *ctx = arg;
+	uint8_t *used = arg;
 	struct rtnl_addr *addr = (struct rtnl_addr *)obj;
 
 	if (rtnl_addr_get_family(addr) != AF_INET)
 		return;
-	if (ctx->skip > 0 && rtnl_addr_get_ifindex(addr) == ctx->skip)
-		return;
 	struct nl_addr *local = rtnl_addr_get_local(addr);
 	if (local == NULL || nl_addr_get_len(local) != 4)
 		return;
-	netns_subnet_mark(ctx->used, nl_addr_get_binary_addr(local));
+	netns_subnet_mark(used, nl_addr_get_binary_addr(local));
 }
 
-int nlops_used_subnets(struct nl_sock *sk, int skip_ifindex,
-		       uint8_t used[NETNS_SUBNET_BITMAP_BYTES], char *err, size_t errlen)
+int nlops_used_subnets(struct nl_sock *sk, uint8_t used[NETNS_SUBNET_BITMAP_BYTES], char *err,
+		       size_t errlen)
 {
 	struct nl_cache *cache = NULL;
 	int rc = rtnl_addr_alloc_cache(sk, &cache);
 	if (rc < 0)
 		return fail(err, errlen, rc, "list addresses");
-	struct { int skip; uint8_t *used; } ctx = { skip_ifindex, used };
-	nl_cache_foreach(cache, mark_addr, &ctx);
+	nl_cache_foreach(cache, mark_addr, used);
 	nl_cache_free(cache);
 	return 0;
 }

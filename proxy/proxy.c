@@ -249,6 +249,13 @@ static int take_listener(const struct proxy_config *cfg, uint16_t *bound, char *
 {
 	int fd;
 	if (cfg->listen_fd != NULL) {
+		int listening = 0;
+		socklen_t ol = sizeof(listening);
+		if (getsockopt(*cfg->listen_fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ol) != 0 ||
+		    !listening) {
+			snprintf(err, errlen, "proxy: the listener given is not a listening socket");
+			return -1;
+		}
 		fd = fcntl(*cfg->listen_fd, F_DUPFD_CLOEXEC, 3);
 		if (fd < 0) {
 			snprintf(err, errlen, "proxy: duplicate listener: %s", strerror(errno));

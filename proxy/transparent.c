@@ -223,6 +223,16 @@ const char *transparent_map_name(const struct dns_map *map, const struct policy 
 	return n > 0 ? names[0] : NULL;
 }
 
+/* The proxy address exists only inside the sandbox (on its loopback): a flow
+ * to it that names nothing else is for the host alias, the name the policy
+ * DNS answers with that address, never for whatever 10.200.N.1 is outside. */
+static bool to_proxy_address(const struct proxy *px, const struct sockaddr_storage *orig)
+{
+	const struct sockaddr_in *s4 = (const struct sockaddr_in *)orig;
+	return px->has_listen_v4 && orig->ss_family == AF_INET &&
+	       memcmp(&s4->sin_addr, px->listen_v4, 4) == 0;
+}
+
 static void hand_off(struct peek *pk, enum peek_kind kind, const char *name)
 {
 	struct capture *cap = pk->cap;
@@ -240,6 +250,8 @@ static void hand_off(struct peek *pk, enum peek_kind kind, const char *name)
 	}
 	if (name == NULL || name[0] == '\0')
 		name = transparent_map_name(cap->map, px->policy, &pk->orig);
+	if ((name == NULL || name[0] == '\0') && to_proxy_address(px, &pk->orig))
+		name = PROXY_HOST_ALIAS;
 	enum conn_capture_kind ck = kind == PEEK_TLS    ? CONN_CAPTURE_TLS
 				    : kind == PEEK_HTTP ? CONN_CAPTURE_HTTP
 							: CONN_CAPTURE_TCP;

@@ -10,9 +10,12 @@ needs, all inside namespaces this module creates and removes.
                                      mitmdump  198.51.100.2:13131
                                      sshd 127.0.0.1:2222 (ssh scenario)
 
-The client namespace stands where a sandboxed agent stands: one veth hop before the
+The client namespace stands where a peer proxy's client stands: one veth hop before the
 container namespace. The direct path (forwarded by the container namespace, no proxy)
-and every proxy path cross the same two veth hops, so "direct" is the physical limit.
+and the peers' paths cross the same two veth hops, so "direct" is the physical limit.
+openshell-sandbox's proxy listens only inside its sandbox namespace, so its clients run
+there (where an agent runs): the sandbox's loopback, through the fence, then the same
+second hop (see client_argv).
 The world already routes 10.200.0.0/16 back to the container; the supervisor picks the
 first free 10.200.N.0/24 and so skips 10.200.254.0/24.
 

@@ -82,7 +82,7 @@ static void usage(FILE *out)
 	      "  -t, --timeout SECS   SIGTERM the workload after SECS (exit 124), 0 = never\n"
 	      "  --log-level LEVEL    error|warn|info|debug (env OPENSHELL_LOG_LEVEL, default warn)\n"
 	      "  --audit-log FILE     JSONL audit events (default stderr)\n"
-	      "  --proxy-port PORT    proxy port on the sandbox gateway address (default 3128)\n"
+	      "  --proxy-port PORT    proxy port on the sandbox's proxy address (default 3128)\n"
 	      "  --sandbox-id ID      sandbox id for logs (env OPENSHELL_SANDBOX_ID)\n"
 	      "  --sandbox NAME       sandbox name for logs (env OPENSHELL_SANDBOX)\n"
 	      "  --mode LIST          network,process (default), network or process (sidecar)\n"

@@ -172,10 +172,7 @@ static void begin_shutdown(struct sup_ctx *ctx)
 	close_handle((uv_handle_t *)&ctx->kill_timer);
 	sup_audit_batch_stop(ctx); /* lines from here on are flushed one by one */
 	sup_bypass_stop(ctx);
-	if (ctx->reload_inited) {
-		close_handle((uv_handle_t *)&ctx->policy_watch);
-		close_handle((uv_handle_t *)&ctx->reload_timer);
-	}
+	sup_reload_stop(ctx);
 	if (ctx->proxy) {
 		proxy_stop(ctx->proxy, NULL, NULL);
 		ctx->proxy = NULL;
@@ -226,7 +223,7 @@ static int init_loop(struct sup_ctx *ctx)
 	return 0;
 }
 
-/* Where the proxy listens: the namespace's gateway address, or --proxy-listen
+/* Where the proxy listens: the proxy address inside the namespace, or --proxy-listen
  * (default 0.0.0.0:3128) for a network-only sidecar. */
 static int proxy_address(struct sup_ctx *ctx, char *ip, size_t iplen, uint16_t *port)
 {
@@ -336,10 +333,10 @@ static int start_proxy(struct sup_ctx *ctx)
 	}
 	char err[256] = "";
 	ctx->proxy = proxy_start(&ctx->loop, &cfg, ctx->policy, err, sizeof err);
-	if (cfg.capture) { /* the proxy keeps duplicates */
+	if (cfg.capture) /* the proxy keeps duplicates */
 		proxy_capture_close(&capture);
+	if (listen_fd >= 0)
 		close(listen_fd);
-	}
 	if (!ctx->proxy) {
 		sup_log(ctx, LOG_ERROR, "proxy on %s:%u: %s", ip, (unsigned)port, err);
 		return -1;

@@ -1,7 +1,8 @@
 /* reload.c - hot policy reload: SIGHUP or a change of the policy file.
  *
- * The directory holding the file is watched (editors replace files by
- * rename, which a watch on the file itself would miss); events are debounced,
+ * The directory holding the file is watched with inotify (editors replace
+ * files by rename, which a watch on the file itself would miss); events are
+ * debounced,
  * the whole file is loaded and validated, and the network part is swapped in
  * one step. An invalid file changes nothing. Static sections (filesystem,
  * landlock, process) only take effect at the next start; a change to them is
@@ -16,6 +17,7 @@
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,6 +26,12 @@
 #include "supervisor/sup.h"
 
 #define RELOAD_DEBOUNCE_MS 10u
+/* What can change the file the policy path names. Not IN_MODIFY: a writer is
+ * seen when it closes the file, and an audit log kept in the same directory
+ * would otherwise wake the loop at every flush. */
+#define RELOAD_WATCH_MASK (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | \
+			   IN_DELETE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
+#define RELOAD_WATCH_BUF 4096u /* inotify bytes read per read(2) */
 
 static bool str_eq(const char *a, const char *b)
 {
@@ -187,17 +195,86 @@ static void on_debounce(uv_timer_t *t)
 	sup_reload_policy(t->data, "file changed");
 }
 
-static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int status)
+/* An event on the directory itself (deleted, moved, watch dropped, queue
+ * overflowed) may hide one on the file: treat it as a change. */
+static bool concerns_policy(const struct sup_ctx *ctx, const struct inotify_event *ev)
 {
+	if (ev->mask & (IN_Q_OVERFLOW | IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF))
+		return true;
+	return ev->len > 0 && strcmp(ev->name, ctx->policy_base) == 0;
+}
+
+/* Drain the inotify queue; true if an event concerns the policy file. */
+static bool drain_watch(struct sup_ctx *ctx, int *read_errno)
+{
+	char buf[RELOAD_WATCH_BUF] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool hit = false;
+	*read_errno = 0;
+	for (;;) {
+		ssize_t n = read(ctx->policy_watch_fd, buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno != EAGAIN)
+			*read_errno = errno;
+		if (n <= 0)
+			return hit;
+		for (ssize_t off = 0; off + (ssize_t)sizeof(struct inotify_event) <= n;) {
+			const struct inotify_event *ev = (const void *)(buf + off);
+			hit = hit || concerns_policy(ctx, ev);
+			off += (ssize_t)(sizeof *ev + ev->len);
+		}
+	}
+}
+
+static void on_watch_readable(uv_poll_t *h, int status, int events)
+{
+	(void)events;
 	struct sup_ctx *ctx = h->data;
-	if (status < 0) {
-		sup_log(ctx, LOG_WARN, "watching the policy file: %s", uv_strerror(status));
+	int read_errno = 0;
+	bool hit = status == 0 && drain_watch(ctx, &read_errno);
+	if (status < 0 || read_errno != 0) {
+		sup_log(ctx, LOG_WARN, "watching the policy file stopped: %s; SIGHUP still reloads",
+			status < 0 ? uv_strerror(status) : strerror(read_errno));
+		uv_poll_stop(h);
 		return;
 	}
-	if (filename && strcmp(filename, ctx->policy_base) != 0)
-		return;
-	if (uv_timer_start(&ctx->reload_timer, on_debounce, RELOAD_DEBOUNCE_MS, 0) != 0)
+	if (hit && uv_timer_start(&ctx->reload_timer, on_debounce, RELOAD_DEBOUNCE_MS, 0) != 0)
 		sup_reload_policy(ctx, "file changed");
+}
+
+/* 0, or a negative errno / libuv error. On failure after the handle was
+ * initialised, sup_reload_stop closes it and the fd. */
+static int start_watch(struct sup_ctx *ctx, const char *dir)
+{
+	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (inotify_add_watch(fd, dir, RELOAD_WATCH_MASK) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	int rc = uv_poll_init(&ctx->loop, &ctx->policy_watch, fd);
+	if (rc != 0) {
+		close(fd);
+		return rc;
+	}
+	ctx->policy_watch.data = ctx;
+	ctx->policy_watch_fd = fd;
+	ctx->policy_watch_inited = true;
+	return uv_poll_start(&ctx->policy_watch, UV_READABLE, on_watch_readable);
+}
+
+void sup_reload_stop(struct sup_ctx *ctx)
+{
+	if (ctx->reload_inited && !uv_is_closing((uv_handle_t *)&ctx->reload_timer))
+		uv_close((uv_handle_t *)&ctx->reload_timer, NULL);
+	if (!ctx->policy_watch_inited)
+		return;
+	/* uv_close stops polling at once, so the fd can go now */
+	uv_close((uv_handle_t *)&ctx->policy_watch, NULL);
+	close(ctx->policy_watch_fd);
+	ctx->policy_watch_inited = false;
 }
 
 int sup_reload_init(struct sup_ctx *ctx)
@@ -218,13 +295,11 @@ int sup_reload_init(struct sup_ctx *ctx)
 	snprintf(dcopy, sizeof dcopy, "%s", ctx->opt.policy_data);
 	snprintf(bcopy, sizeof bcopy, "%s", ctx->opt.policy_data);
 	snprintf(ctx->policy_base, sizeof ctx->policy_base, "%s", basename(bcopy));
-	if (uv_timer_init(&ctx->loop, &ctx->reload_timer) != 0 ||
-	    uv_fs_event_init(&ctx->loop, &ctx->policy_watch) != 0)
+	if (uv_timer_init(&ctx->loop, &ctx->reload_timer) != 0)
 		return -1;
 	ctx->reload_timer.data = ctx;
-	ctx->policy_watch.data = ctx;
 	ctx->reload_inited = true;
-	int rc = uv_fs_event_start(&ctx->policy_watch, on_fs_event, dirname(dcopy), 0);
+	int rc = start_watch(ctx, dirname(dcopy));
 	if (rc != 0)
 		sup_log(ctx, LOG_WARN, "cannot watch %s for changes (%s); SIGHUP still reloads",
 			ctx->opt.policy_data, uv_strerror(rc));

@@ -125,7 +125,9 @@ struct sup_ctx {
 
 	/* hot reload (reload.c) */
 	struct policy *startup_policy; /* static sections in force; owned when != policy */
-	uv_fs_event_t policy_watch;
+	uv_poll_t policy_watch;      /* on policy_watch_fd, an inotify fd */
+	int policy_watch_fd;
+	bool policy_watch_inited;    /* the handle (and so the fd) exist */
 	uv_timer_t reload_timer;
 	bool reload_inited;
 	char policy_base[256];       /* file name watched in its directory */
@@ -255,6 +257,8 @@ int sup_wait_ready(struct sup_ctx *ctx);
 
 /* reload.c */
 int sup_reload_init(struct sup_ctx *ctx);
+/* Close the watch and the debounce timer (shutdown); safe without init. */
+void sup_reload_stop(struct sup_ctx *ctx);
 void sup_reload_policy(struct sup_ctx *ctx, const char *why);
 
 /* sandboxed.c: the one way into the sandbox (workload and session children). */

@@ -93,6 +93,36 @@ def test_alias_through_transparent_capture_and_policy_dns(world, loopback_servic
     assert r.stdout == "loopback-service:8080:/t\n", str(r)
 
 
+# A raw client dialing the proxy address itself (no DNS, nothing sent for the first
+# 500 ms, so no name is peeked): the address exists only inside the sandbox, so the flow
+# is for the host alias, decided by its declared ports.
+RAW_TO_PROXY_ADDRESS = r"""
+import os, socket, sys, time, urllib.parse
+ip = urllib.parse.urlsplit(os.environ["HTTP_PROXY"]).hostname
+s = socket.create_connection((ip, int(sys.argv[1])), timeout=10)
+time.sleep(0.8)
+s.sendall(b"GET /raw HTTP/1.0\r\nHost: x\r\n\r\n")
+data = b""
+while True:
+    try:
+        chunk = s.recv(4096)
+    except OSError as e:
+        print("error", e)
+        break
+    if not chunk:
+        break
+    data += chunk
+print(data.split(b"\r\n\r\n", 1)[-1].decode(errors="replace").strip() or "empty")
+"""
+
+
+def test_raw_flow_to_the_proxy_address_is_the_host_alias(world, loopback_services):
+    r = world.run_sandbox(alias_policy(world), [W.PYTHON, "-c", RAW_TO_PROXY_ADDRESS, "8080"])
+    assert r.stdout.strip() == "loopback-service:8080:/raw", str(r)
+    r = world.run_sandbox(alias_policy(world), [W.PYTHON, "-c", RAW_TO_PROXY_ADDRESS, "8081"])
+    assert "loopback-service" not in r.stdout, str(r)
+
+
 def test_undeclared_alias_port_is_denied(world, loopback_services):
     r = world.run_sandbox(alias_policy(world),
                           sh(CURL + " http://host.openshell.internal:8081/"))

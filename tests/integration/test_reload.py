@@ -81,6 +81,24 @@ def test_reload_denies_then_allows_again(world):
     assert all(len(e["sha256"]) == 64 for e in events)
 
 
+def test_in_place_edit_is_seen_when_the_writer_closes(world):
+    """`cat > policy.yaml`, `sed -i`-less editors, config tools: the file is rewritten in
+    place; the change applies once the writer closes it."""
+    allow = world.policy_yaml([("plain.allowed.test", 80)])
+    deny = world.policy_yaml([("api.allowed.test", 443)])
+    h = world.start_sandbox(allow, ["/usr/bin/python3", "-c", LOOP,
+                                    "http://plain.allowed.test/", "25"])
+    policy = h.run_dir / "policy.yaml"
+    assert h.wait_for_stdout(" 200", timeout=20), h.stderr()
+    t0 = time.monotonic()
+    with open(policy, "w") as f:  # truncate, write, close: same inode
+        f.write(deny)
+    assert wait_for_code(h, "403", t0, 5) is not None, "in-place edit not applied: " + h.stderr()
+    h.signal(signal.SIGTERM)
+    h.wait(timeout=20)
+    assert [e["generation"] for e in reload_events(h) if e["status"] == "Success"][:1] == [1]
+
+
 def test_invalid_edit_keeps_previous_policy(world):
     allow = world.policy_yaml([("plain.allowed.test", 80)])
     h = world.start_sandbox(allow, ["/usr/bin/python3", "-c", LOOP,

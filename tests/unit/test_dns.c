@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -347,6 +348,41 @@ static void test_capture_start_failure(void **state)
 	assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* A listener made by the caller (the supervisor opens it inside the sandbox
+ * namespace): a socket that is not listening is refused with a message; a
+ * listening one is used on its own port, and the caller keeps its fd. */
+static void test_given_listener(void **state)
+{
+	(void)state;
+	uv_loop_t loop;
+	assert_int_equal(uv_loop_init(&loop), 0);
+	int idle = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(idle >= 0);
+	struct proxy_config cfg = { .listen_ip = "127.0.0.1", .listen_fd = &idle };
+	char err[256] = "";
+	assert_null(proxy_start(&loop, &cfg, NULL, err, sizeof(err)));
+	assert_non_null(strstr(err, "not a listening socket"));
+	close(idle);
+
+	char lerr[128];
+	int lfd = proxy_listener_open("127.0.0.1", 0, lerr, sizeof(lerr));
+	assert_true(lfd >= 0);
+	struct sockaddr_in a;
+	socklen_t al = sizeof(a);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &al), 0);
+	cfg.listen_fd = &lfd;
+	struct proxy *px = proxy_start(&loop, &cfg, NULL, err, sizeof(err));
+	assert_non_null(px);
+	assert_int_equal(proxy_listen_port(px), ntohs(a.sin_port));
+	assert_int_equal(fcntl(lfd, F_GETFD) >= 0, 1); /* still the caller's */
+	close(lfd);
+	proxy_stop(px, NULL, NULL);
+	assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	assert_int_equal(proxy_listener_open("not-an-ip", 0, lerr, sizeof(lerr)), -1);
+	assert_non_null(strstr(lerr, "not an IP address"));
+}
+
 /* ---- live responder ---- */
 
 struct live {
@@ -558,6 +594,7 @@ int main(void)
 		cmocka_unit_test(test_decide),
 		cmocka_unit_test(test_map_name),
 		cmocka_unit_test(test_capture_start_failure),
+		cmocka_unit_test(test_given_listener),
 	};
 	const struct CMUnitTest live[] = {
 		cmocka_unit_test(test_live_udp),

@@ -30,8 +30,9 @@ static const char golden[] =
 	"\t}\n"
 	"\tchain output {\n"
 	"\t\ttype filter hook output priority 0; policy drop;\n"
+	"\t\toifname != \"lo\" ct status & dnat == 0 counter goto deny\n"
 	"\t\tct state established,related accept\n"
-	"\t\tip daddr 10.200.0.1 tcp dport 3128 accept\n"
+	"\t\toifname \"lo\" ip daddr 10.200.0.1 tcp dport 3128 accept\n"
 	"\t\tip daddr 10.200.0.1 counter goto deny\n"
 	"\t\toifname \"lo\" accept\n"
 	"\t\tgoto deny\n"
@@ -97,16 +98,18 @@ static void test_order(void **state)
 	chain_span("output", &out, &out_end);
 	chain_span("deny", &deny, &deny_end);
 	long policy = pos("hook output priority 0; policy drop;");
+	/* nothing leaves by another link than lo: the first rule */
+	long not_lo = pos("\t\toifname != \"lo\" ct status & dnat == 0 counter goto deny\n");
 	const char *ctp = strstr(buf + out, "ct state established,related accept");
 	assert_non_null(ctp); /* the output chain's own */
 	long ct = ctp - buf;
-	long proxy = pos("ip daddr 10.200.7.1 tcp dport 8080 accept");
+	long proxy = pos("oifname \"lo\" ip daddr 10.200.7.1 tcp dport 8080 accept");
 	/* the proxy address is on lo: its other ports are refused before lo is accepted */
 	long proxy_deny = pos("ip daddr 10.200.7.1 counter goto deny");
-	long lo = pos("oifname \"lo\" accept");
+	long lo = pos("\t\toifname \"lo\" accept\n");
 	long go = pos("\t\tgoto deny\n");
-	assert_true(out < policy && policy < ct && ct < proxy && proxy < proxy_deny &&
-		    proxy_deny < lo && lo < go);
+	assert_true(out < policy && policy < not_lo && not_lo < ct && ct < proxy &&
+		    proxy < proxy_deny && proxy_deny < lo && lo < go);
 	/* the output chain ends by sending everything else to deny */
 	assert_int_equal(go + (long)strlen("\t\tgoto deny\n"), out_end);
 	assert_true(deny < out); /* defined before it is used */
@@ -141,15 +144,17 @@ static void test_counts(void **state)
 	assert_int_equal(count("policy drop;"), 2);
 	assert_int_equal(count("policy accept"), 0);
 	assert_int_equal(count(" accept\n"), 5);
+	assert_int_equal(count("\t\taccept\n"), 0);
 	assert_int_equal(count("reject"), 5);
 	assert_int_equal(count(" log "), 1);
-	assert_int_equal(count("goto deny"), 2);
+	assert_int_equal(count("goto deny"), 3);
+	assert_int_equal(count("oifname"), 3);
 	assert_int_equal(count("hook"), 2); /* deny is a regular chain */
 	assert_int_equal(count("limit rate 20/second burst 40 packets"), 1);
 	assert_int_equal(count("reject with tcp reset"), 2);
 	assert_int_equal(count("reject with icmp type"), 1);
 	assert_int_equal(count("reject with icmpv6 type"), 1);
-	assert_int_equal(count("counter"), 8);
+	assert_int_equal(count("counter"), 9);
 	assert_int_equal(count("nfproto ipv4"), 2);
 	assert_int_equal(count("nfproto ipv6"), 2);
 	assert_int_equal(count("type filter hook output priority 0;"), 1);
@@ -228,23 +233,27 @@ static void test_capture_order(void **state)
 	long dns_tcp = pos("meta nfproto ipv4 tcp dport 53 counter redirect to :15053\n");
 	/* the proxy address is on lo: its other ports are captured before lo returns */
 	long px_other = pos("ip daddr 10.200.3.1 tcp dport != 3128 counter redirect to :15001\n");
+	/* and its proxy port never, whatever link the socket is bound to */
+	long px_ret = pos("\t\tip daddr 10.200.3.1 return\n");
 	long lo_ret = pos("oifname \"lo\" return\n");
 	long tcp = pos("meta nfproto ipv4 meta l4proto tcp counter redirect to :15001\n");
 	long filter = pos("chain output {");
 	assert_true(nat < dns_udp && dns_udp < dns_tcp && dns_tcp < px_other);
-	assert_true(px_other < lo_ret && lo_ret < tcp && tcp < filter);
+	assert_true(px_other < px_ret && px_ret < lo_ret && lo_ret < tcp && tcp < filter);
 	long acc_tcp = pos("tcp dport { 15001, 15053 } ct status dnat accept\n");
 	long acc_udp = pos("udp dport 15053 ct status dnat accept\n");
 	/* a direct dial of a capture port is refused through deny: audited too */
 	long rej_tcp = pos("tcp dport { 15001, 15053 } counter goto deny\n");
 	long rej_udp = pos("udp dport 15053 counter goto deny\n");
-	long lo = pos("oifname \"lo\" accept");
-	assert_true(filter < acc_tcp && acc_tcp < acc_udp && acc_udp < rej_tcp);
-	assert_true(rej_tcp < rej_udp && rej_udp < lo);
+	long not_lo = pos("oifname != \"lo\" ct status & dnat == 0 counter goto deny\n");
+	long ct = pos("\t\tct state established,related accept\n\t\toifname \"lo\" ip daddr");
+	assert_true(filter < not_lo && not_lo < acc_tcp);
+	assert_true(acc_tcp < acc_udp && acc_udp < rej_tcp);
+	assert_true(rej_tcp < rej_udp && rej_udp < ct);
 	assert_int_equal(count("redirect"), 4);
 	assert_int_equal(count("table "), 1);
 	assert_int_equal(count("chain "), 4);
-	assert_int_equal(count("goto deny"), 4);
+	assert_int_equal(count("goto deny"), 5);
 	assert_int_equal(count("reject"), 5); /* all in the deny chain */
 	assert_int_equal(count("ip6"), 0); /* IPv6 is never redirected */
 	long deny, deny_end;

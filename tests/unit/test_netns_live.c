@@ -77,13 +77,19 @@ static int listen_on(const char *ip, uint16_t port)
 	return fd;
 }
 
-/* TCP connect with a 3 s cap: 0 on success, else the errno it failed with. */
-static int tcp_connect(const char *ip, uint16_t port)
+/* TCP connect with a 3 s cap, from a socket bound to device dev (NULL: none):
+ * 0 on success, else the errno it failed with. */
+static int tcp_connect_dev(const char *ip, uint16_t port, const char *dev)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0 || inet_pton(AF_INET, ip, &a.sin_addr) != 1)
 		return EINVAL;
+	if (dev != NULL &&
+	    setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, dev, (socklen_t)strlen(dev)) != 0) {
+		close(fd);
+		return EINVAL;
+	}
 	int rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
 	int e = rc == 0 ? 0 : errno;
 	if (e == EINPROGRESS) {
@@ -96,6 +102,11 @@ static int tcp_connect(const char *ip, uint16_t port)
 	}
 	close(fd);
 	return e;
+}
+
+static int tcp_connect(const char *ip, uint16_t port)
+{
+	return tcp_connect_dev(ip, port, NULL);
 }
 
 /* UDP datagram to a blocked address: the send itself fails (EPERM from the
@@ -221,6 +232,10 @@ static int child_checks(const struct netns *ns)
 				  strerror(rc));
 	if ((rc = udp_blocked(ns->proxy_ip, 9999)) != EPERM && rc != ECONNREFUSED)
 		return fail_child("UDP to the proxy address: %s", strerror(rc));
+	/* a socket bound to the veth (no privilege needed) leaves by it: refused */
+	if ((rc = tcp_connect_dev(ns->proxy_ip, PROXY_PORT, ns->sandbox_if)) != ECONNREFUSED)
+		return fail_child("proxy port through %s: %s, want ECONNREFUSED", ns->sandbox_if,
+				  strerror(rc));
 	if ((rc = tcp_connect("198.51.100.10", 443)) != ECONNREFUSED)
 		return fail_child("outside TCP: %s, want ECONNREFUSED", strerror(rc));
 	if ((rc = tcp_connect("203.0.113.5", 80)) != ECONNREFUSED)
@@ -287,8 +302,10 @@ static void assert_rejects_counted(const struct netns *ns)
 	char *rules = NULL;
 	assert_int_equal(netns_run_inside(ns, list_ruleset, &rules), 0);
 	assert_non_null(strstr(rules, "policy drop;"));
-	assert_true(rule_packets(rules, "log prefix \"openshell:bypass:") >= 7);
-	assert_true(rule_packets(rules, "ipv4 meta l4proto tcp counter") >= 3);
+	assert_true(rule_packets(rules, "log prefix \"openshell:bypass:") >= 8);
+	assert_true(rule_packets(rules, "ipv4 meta l4proto tcp counter") >= 4);
+	/* every refused packet but the two to the proxy address left by the veth */
+	assert_true(rule_packets(rules, "ct status ! dnat counter packets") >= 6);
 	assert_true(rule_packets(rules, "ipv4 meta l4proto udp counter") >= 3);
 	/* two of them through the proxy address's own rule */
 	assert_true(rule_packets(rules, "ip daddr 10.200.0.1 counter packets") >= 2);
