@@ -151,47 +151,53 @@ int nlops_addr_del(struct nl_sock *sk, int ifindex, const char *ip, uint8_t pref
 	return 0;
 }
 
-int nlops_link_up(struct nl_sock *sk, const char *name, char *err, size_t errlen)
+/* Look link name up, let edit fill a change request, send it. Returns 0 or
+ * a negative libnl error. */
+static int link_change(struct nl_sock *sk, const char *name, int (*edit)(struct rtnl_link *))
 {
 	struct rtnl_link *link;
 	int rc = link_get(sk, name, &link);
 	if (rc < 0)
-		return fail(err, errlen, rc, "set %s up: look up", name);
+		return rc;
 	struct rtnl_link *change = rtnl_link_alloc();
 	if (change == NULL) {
 		rtnl_link_put(link);
-		snprintf(err, errlen, "set %s up: out of memory", name);
-		return -1;
+		return -NLE_NOMEM;
 	}
-	rtnl_link_set_flags(change, IFF_UP);
-	rc = rtnl_link_change(sk, link, change, 0);
-	rtnl_link_put(change);
-	rtnl_link_put(link);
-	if (rc < 0)
-		return fail(err, errlen, rc, "set %s up", name);
-	return 0;
-}
-
-int nlops_no_forwarding(struct nl_sock *sk, const char *name, char *err, size_t errlen)
-{
-	struct rtnl_link *link;
-	int rc = link_get(sk, name, &link);
-	if (rc < 0)
-		return fail(err, errlen, rc, "disable forwarding on %s: look up", name);
-	struct rtnl_link *change = rtnl_link_alloc();
-	if (change == NULL) {
-		rtnl_link_put(link);
-		snprintf(err, errlen, "disable forwarding on %s: out of memory", name);
-		return -1;
-	}
-	rc = rtnl_link_inet_set_conf(change, IPV4_DEVCONF_FORWARDING, 0);
+	rc = edit(change);
 	if (rc == 0)
 		rc = rtnl_link_change(sk, link, change, 0);
 	rtnl_link_put(change);
 	rtnl_link_put(link);
-	if (rc < 0)
-		return fail(err, errlen, rc, "disable forwarding on %s", name);
+	return rc;
+}
+
+static int edit_up(struct rtnl_link *change)
+{
+	rtnl_link_set_flags(change, IFF_UP);
 	return 0;
+}
+
+static int edit_no_forwarding(struct rtnl_link *change)
+{
+	return rtnl_link_inet_set_conf(change, IPV4_DEVCONF_FORWARDING, 0);
+}
+
+static int edit_no_autoconf(struct rtnl_link *change)
+{
+	return rtnl_link_inet6_set_addr_gen_mode(change, IN6_ADDR_GEN_MODE_NONE);
+}
+
+int nlops_link_up(struct nl_sock *sk, const char *name, char *err, size_t errlen)
+{
+	int rc = link_change(sk, name, edit_up);
+	return rc < 0 ? fail(err, errlen, rc, "set %s up", name) : 0;
+}
+
+int nlops_no_forwarding(struct nl_sock *sk, const char *name, char *err, size_t errlen)
+{
+	int rc = link_change(sk, name, edit_no_forwarding);
+	return rc < 0 ? fail(err, errlen, rc, "disable forwarding on %s", name) : 0;
 }
 
 /* Kernel IPv6 autoconfiguration (link-local address, DAD, router
@@ -200,26 +206,10 @@ int nlops_no_forwarding(struct nl_sock *sk, const char *name, char *err, size_t 
  * IPv6 has nothing to switch off. */
 int nlops_no_ipv6_autoconf(struct nl_sock *sk, const char *name, char *err, size_t errlen)
 {
-	struct rtnl_link *link;
-	int rc = link_get(sk, name, &link);
-	if (rc < 0)
-		return fail(err, errlen, rc, "disable IPv6 autoconf on %s: look up", name);
-	struct rtnl_link *change = rtnl_link_alloc();
-	if (change == NULL) {
-		rtnl_link_put(link);
-		snprintf(err, errlen, "disable IPv6 autoconf on %s: out of memory", name);
-		return -1;
-	}
-	rc = rtnl_link_inet6_set_addr_gen_mode(change, IN6_ADDR_GEN_MODE_NONE);
-	if (rc == 0)
-		rc = rtnl_link_change(sk, link, change, 0);
-	rtnl_link_put(change);
-	rtnl_link_put(link);
+	int rc = link_change(sk, name, edit_no_autoconf);
 	if (rc == -NLE_AF_NOSUPPORT || rc == -NLE_OPNOTSUPP)
 		return 0;
-	if (rc < 0)
-		return fail(err, errlen, rc, "disable IPv6 autoconf on %s", name);
-	return 0;
+	return rc < 0 ? fail(err, errlen, rc, "disable IPv6 autoconf on %s", name) : 0;
 }
 
 /* default dev ifindex scope link: no gateway, the link itself is the way. */

@@ -57,13 +57,19 @@ def reload_events(handle):
             and "generation" in e]
 
 
-def test_reload_denies_then_allows_again(world):
+def start_fetching_allowed(world):
+    """A sandbox whose workload fetches plain.allowed.test for 25 s, allowed at first.
+    Returns the handle, its policy file, the allowing and a denying policy text."""
     allow = world.policy_yaml([("plain.allowed.test", 80)])
     deny = world.policy_yaml([("api.allowed.test", 443)])
     h = world.start_sandbox(allow, ["/usr/bin/python3", "-c", LOOP,
                                     "http://plain.allowed.test/", "25"])
-    policy = h.run_dir / "policy.yaml"
     assert h.wait_for_stdout(" 200", timeout=20), h.stderr()
+    return h, h.run_dir / "policy.yaml", allow, deny
+
+
+def test_reload_denies_then_allows_again(world):
+    h, policy, allow, deny = start_fetching_allowed(world)
 
     t0 = time.monotonic()
     replace_file(policy, deny)
@@ -84,12 +90,7 @@ def test_reload_denies_then_allows_again(world):
 def test_in_place_edit_is_seen_when_the_writer_closes(world):
     """`cat > policy.yaml`, `sed -i`-less editors, config tools: the file is rewritten in
     place; the change applies once the writer closes it."""
-    allow = world.policy_yaml([("plain.allowed.test", 80)])
-    deny = world.policy_yaml([("api.allowed.test", 443)])
-    h = world.start_sandbox(allow, ["/usr/bin/python3", "-c", LOOP,
-                                    "http://plain.allowed.test/", "25"])
-    policy = h.run_dir / "policy.yaml"
-    assert h.wait_for_stdout(" 200", timeout=20), h.stderr()
+    h, policy, _, deny = start_fetching_allowed(world)
     t0 = time.monotonic()
     with open(policy, "w") as f:  # truncate, write, close: same inode
         f.write(deny)
