@@ -227,6 +227,9 @@ static int sandbox_links(struct build *b)
 	    nlops_link_up(b->sk, ns->peer_if, b->err, b->errlen) != 0 ||
 	    nlops_link_up(b->sk, ns->sandbox_if, b->err, b->errlen) != 0 ||
 	    nlops_link_up(b->sk, "lo", b->err, b->errlen) != 0 ||
+	    /* (once both are up) the sandbox's connections to the proxy come
+	     * from its own address: audit lines name 10.200.N.2, not the proxy's */
+	    nlops_local_source(b->sk, lo, ns->proxy_ip, ns->sandbox_ip, b->err, b->errlen) != 0 ||
 	    nlops_default_route(b->sk, idx, b->err, b->errlen) != 0)
 		return -1;
 	return 0;

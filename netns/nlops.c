@@ -212,16 +212,24 @@ int nlops_no_ipv6_autoconf(struct nl_sock *sk, const char *name, char *err, size
 	return rc < 0 ? fail(err, errlen, rc, "disable IPv6 autoconf on %s", name) : 0;
 }
 
-/* default dev ifindex scope link: no gateway, the link itself is the way. */
-static int route_build(int ifindex, struct rtnl_route **out)
+struct route_spec {
+	const char *dst;     /* "a.b.c.d/len" */
+	uint8_t table, scope, type;
+	int ifindex;
+	const char *src;     /* preferred source, or NULL */
+};
+
+/* One IPv4 route, no gateway: the link itself is the way. */
+static int route_build(const struct route_spec *spec, struct rtnl_route **out)
 {
-	struct nl_addr *dst = NULL;
+	struct nl_addr *dst = NULL, *src = NULL;
 	struct rtnl_route *route = NULL;
 	struct rtnl_nexthop *nh = NULL;
 	int rc;
 
 	*out = NULL;
-	if ((rc = nl_addr_parse("0.0.0.0/0", AF_INET, &dst)) < 0)
+	if ((rc = nl_addr_parse(spec->dst, AF_INET, &dst)) < 0 ||
+	    (spec->src != NULL && (rc = nl_addr_parse(spec->src, AF_INET, &src)) < 0))
 		goto out;
 	route = rtnl_route_alloc();
 	nh = rtnl_route_nh_alloc();
@@ -230,13 +238,14 @@ static int route_build(int ifindex, struct rtnl_route **out)
 		goto out;
 	}
 	rtnl_route_set_family(route, AF_INET);
-	rtnl_route_set_table(route, RT_TABLE_MAIN);
-	rtnl_route_set_scope(route, RT_SCOPE_LINK);
+	rtnl_route_set_table(route, spec->table);
+	rtnl_route_set_scope(route, spec->scope);
 	rtnl_route_set_protocol(route, RTPROT_STATIC);
-	rtnl_route_set_type(route, RTN_UNICAST);
-	if ((rc = rtnl_route_set_dst(route, dst)) < 0)
+	rtnl_route_set_type(route, spec->type);
+	if ((rc = rtnl_route_set_dst(route, dst)) < 0 ||
+	    (src != NULL && (rc = rtnl_route_set_pref_src(route, src)) < 0))
 		goto out;
-	rtnl_route_nh_set_ifindex(nh, ifindex);
+	rtnl_route_nh_set_ifindex(nh, spec->ifindex);
 	rtnl_route_add_nexthop(route, nh); /* route owns nh from here */
 	nh = NULL;
 	*out = route;
@@ -246,21 +255,43 @@ out:
 		rtnl_route_nh_free(nh);
 	if (route != NULL)
 		rtnl_route_put(route);
+	if (src != NULL)
+		nl_addr_put(src);
 	if (dst != NULL)
 		nl_addr_put(dst);
 	return rc < 0 ? rc : 0;
 }
 
-int nlops_default_route(struct nl_sock *sk, int ifindex, char *err, size_t errlen)
+static int route_put(struct nl_sock *sk, const struct route_spec *spec, int flags)
 {
 	struct rtnl_route *route;
-	int rc = route_build(ifindex, &route);
+	int rc = route_build(spec, &route);
 	if (rc == 0) {
-		rc = rtnl_route_add(sk, route, NLM_F_EXCL);
+		rc = rtnl_route_add(sk, route, flags);
 		rtnl_route_put(route);
 	}
+	return rc;
+}
+
+int nlops_default_route(struct nl_sock *sk, int ifindex, char *err, size_t errlen)
+{
+	struct route_spec spec = { "0.0.0.0/0", RT_TABLE_MAIN, RT_SCOPE_LINK, RTN_UNICAST,
+				   ifindex, NULL };
+	int rc = route_put(sk, &spec, NLM_F_EXCL);
 	if (rc < 0)
 		return fail(err, errlen, rc, "add default route on interface %d", ifindex);
+	return 0;
+}
+
+int nlops_local_source(struct nl_sock *sk, int ifindex, const char *ip, const char *src,
+		       char *err, size_t errlen)
+{
+	char dst[24];
+	snprintf(dst, sizeof(dst), "%s/32", ip);
+	struct route_spec spec = { dst, RT_TABLE_LOCAL, RT_SCOPE_HOST, RTN_LOCAL, ifindex, src };
+	int rc = route_put(sk, &spec, NLM_F_REPLACE);
+	if (rc < 0)
+		return fail(err, errlen, rc, "set source %s for local %s", src, ip);
 	return 0;
 }
 

@@ -41,6 +41,11 @@ int nlops_no_ipv6_autoconf(struct nl_sock *sk, const char *name, char *err, size
 /* default dev ifindex scope link (IPv4, main table, no gateway). */
 int nlops_default_route(struct nl_sock *sk, int ifindex, char *err, size_t errlen);
 
+/* Replace the kernel's local route of ip (on ifindex) with one whose
+ * preferred source is src: connections to ip then come from src. */
+int nlops_local_source(struct nl_sock *sk, int ifindex, const char *ip, const char *src,
+		       char *err, size_t errlen);
+
 /* Mark every 10.200.N.0/24 holding an IPv4 address here. */
 int nlops_used_subnets(struct nl_sock *sk, uint8_t used[NETNS_SUBNET_BITMAP_BYTES], char *err,
 		       size_t errlen);

@@ -109,6 +109,24 @@ static int tcp_connect(const char *ip, uint16_t port)
 	return tcp_connect_dev(ip, port, NULL);
 }
 
+/* The source address the kernel picks toward ip:port (a UDP connect sends
+ * nothing). Returns 0 with it in buf, or -1. */
+static int source_toward(const char *ip, uint16_t port, char *buf, size_t len)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+	socklen_t al = sizeof(a);
+	snprintf(buf, len, "?");
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	int ok = inet_pton(AF_INET, ip, &a.sin_addr) == 1 &&
+		 connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+		 getsockname(fd, (struct sockaddr *)&a, &al) == 0 &&
+		 inet_ntop(AF_INET, &a.sin_addr, buf, (socklen_t)len) != NULL;
+	close(fd);
+	return ok ? 0 : -1;
+}
+
 /* UDP datagram to a blocked address: the send itself fails (EPERM from the
  * reject's drop verdict) or the ICMP error arrives as ECONNREFUSED. Returns
  * that errno, 0 if the datagram seemed to go out unanswered. */
@@ -224,6 +242,11 @@ static int child_checks(const struct netns *ns)
 		return fail_child("%s forwards IPv4", ns->peer_if);
 	if ((rc = tcp_connect(ns->proxy_ip, PROXY_PORT)) != 0)
 		return fail_child("proxy connect: %s", strerror(rc));
+	char src[INET_ADDRSTRLEN];
+	if (source_toward(ns->proxy_ip, PROXY_PORT, src, sizeof(src)) != 0 ||
+	    strcmp(src, ns->sandbox_ip) != 0)
+		return fail_child("connections to the proxy come from %s, want %s", src,
+				  ns->sandbox_ip);
 
 	long t0 = now_ms();
 	/* the proxy address is on lo, yet only its proxy port is open */
