@@ -55,8 +55,9 @@ struct netns_config {
 	const char *run_id;       /* NULL: random */
 	/* Transparent capture (both 0: off). Inside the sandbox namespace, nat
 	 * output redirects UDP/TCP port 53 to 127.0.0.1:capture_dns_port and
-	 * every other non-loopback IPv4 TCP connection (except to the proxy)
-	 * to 127.0.0.1:capture_tcp_port; only redirected flows may reach those
+	 * every other IPv4 TCP connection that is not loopback or to the proxy
+	 * port (the proxy address's other ports included) to
+	 * 127.0.0.1:capture_tcp_port; only redirected flows may reach those
 	 * two ports. The listeners themselves are the proxy's (created with
 	 * netns_run_inside). */
 	uint16_t capture_tcp_port;

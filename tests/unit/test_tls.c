@@ -287,13 +287,20 @@ static void test_server_side_alpn_and_chain(void **state)
 	proxy_ca_free(ca);
 }
 
-static void test_session_resumption(void **state)
+/* The proxy's TLS state for ca; the test is skipped where it cannot be made. */
+static struct proxy_tls *tls_or_skip(struct proxy_ca *ca)
 {
-	struct proxy_ca *ca = new_ca();
 	char err[256];
 	struct proxy_tls *t = tls_create(ca, NULL, 0, err, sizeof(err));
 	if (t == NULL)
 		skip();
+	return t;
+}
+
+static void test_session_resumption(void **state)
+{
+	struct proxy_ca *ca = new_ca();
+	struct proxy_tls *t = tls_or_skip(ca);
 	SSL_CTX *cctx = client_trusting(ca->ca_cert);
 	SSL_CTX_set_max_proto_version(cctx, TLS1_2_VERSION); /* session after handshake */
 	SSL *c = mem_client(cctx, "r.example");
@@ -340,10 +347,7 @@ static void take_tickets(SSL *c)
 static void test_tls13_tickets(void **state)
 {
 	struct proxy_ca *ca = new_ca();
-	char err[256];
-	struct proxy_tls *t = tls_create(ca, NULL, 0, err, sizeof(err));
-	if (t == NULL)
-		skip();
+	struct proxy_tls *t = tls_or_skip(ca);
 	SSL_CTX *cctx = client_trusting(ca->ca_cert);
 	SSL_CTX_set_min_proto_version(cctx, TLS1_3_VERSION);
 	SSL_CTX_set_session_cache_mode(cctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
