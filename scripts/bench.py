@@ -224,7 +224,8 @@ class Bench:
         if kind == "tunnel":
             return [("direct", None), ("openshell", "openshell"),
                     ("squid", "%s:%d" % (BW.PEER_IP, BW.SQUID_PORT)),
-                    ("tinyproxy", "%s:%d" % (BW.PEER_IP, BW.TINYPROXY_PORT))]
+                    ("tinyproxy", "%s:%d" % (BW.PEER_IP, BW.TINYPROXY_PORT)),
+                    ("floor", "%s:%d" % (BW.PEER_IP, BW.FLOOR_PORT))]
         out = [("direct", None)]
         if self.features.get("interception"):
             out.append(("openshell", "openshell"))
@@ -272,7 +273,8 @@ class Bench:
         if proxy and proxy != "openshell":
             port = int(proxy.rsplit(":", 1)[1])
             name = {BW.SQUID_PORT: "squid", BW.SQUID_BUMP_PORT: "squid",
-                    BW.TINYPROXY_PORT: "tinyproxy", BW.MITM_PORT: "mitmproxy"}.get(port)
+                    BW.TINYPROXY_PORT: "tinyproxy", BW.MITM_PORT: "mitmproxy",
+                    BW.FLOOR_PORT: "floor"}.get(port)
             if name:
                 self.bw.ensure_alive(name)
         return self.bw.proxy_addr if proxy == "openshell" else proxy
@@ -687,6 +689,20 @@ class Bench:
         return (" (%g x %s = %.0f req/s is above the direct path's %.0f req/s: beyond "
                 "this machine for any proxy)" % (factor, peer, want, d.stats["median"]))
 
+    def floor_note(self, scenario, metric, want, latency=False):
+        """What the floor relay (splice and nothing else) itself reaches, when that
+        misses the target too: the part of the gap no TCP-terminating proxy avoids."""
+        f = self.row(scenario, metric, "floor")
+        if not f or f.vs_direct is None:
+            return ""
+        if latency:
+            if f.vs_direct <= want:
+                return ""
+            return " (the floor relay itself: %+.0f us)" % f.vs_direct
+        if f.vs_direct >= want:
+            return ""
+        return " (the floor relay itself: %.2f x direct)" % f.vs_direct
+
     def verdict(self):
         v = {}
 
@@ -698,12 +714,14 @@ class Bench:
             vs = o.vs_peers
             ok = (o.vs_direct >= 0.90 and vs.get("squid", 0) >= 1.5
                   and vs.get("tinyproxy", 0) >= 1.5)
-            check("P1", ok, "%.2f x direct, %s" % (o.vs_direct, fmt_peers(vs)))
+            check("P1", ok, "%.2f x direct%s, %s" % (
+                o.vs_direct, self.floor_note("P1", "1 GiB", 0.90), fmt_peers(vs)))
         o = self.row("P2", "new tunnel", "openshell")
         lat = self.row("P2", "p50 latency", "openshell")
         if o and lat and lat.vs_direct is not None:
             ok = o.vs_peers.get("squid", 0) >= 3 and lat.vs_direct <= 150
-            text = "%s; +%.0f us p50" % (fmt_peers(o.vs_peers), lat.vs_direct)
+            text = "%s; +%.0f us p50%s" % (fmt_peers(o.vs_peers), lat.vs_direct,
+                                            self.floor_note("P2", "p50 latency", 150, True))
             text += self.ceiling_note("P2", "new tunnel", "squid", 3)
             check("P2", ok, text)
         if "P3" not in self.na and self.row("P3", "intercepted", "openshell"):
@@ -770,6 +788,7 @@ class Bench:
         self.bw.start_squid()
         self.bw.start_tinyproxy()
         self.bw.start_mitmproxy()
+        self.bw.start_floor()
         self.collect_info()
         plan = [("P1", self.p1), ("P2", self.p2), ("P3", self.p3), ("P5", self.p5),
                 ("P6", self.p6), ("P7", self.p7), ("P8", self.p8), ("P4", self.p4)]

@@ -8,6 +8,7 @@ needs, all inside namespaces this module creates and removes.
     (no default route)                     198.51.100.2:13129 (ssl_bump)
                                      tinyproxy 198.51.100.2:13130
                                      mitmdump  198.51.100.2:13131
+                                     floor     198.51.100.2:13132 (bench/probes)
                                      sshd 127.0.0.1:2222 (ssh scenario)
 
 The client namespace stands where a peer proxy's client stands: one veth hop before the
@@ -51,6 +52,8 @@ SQUID_PORT = 13128
 SQUID_BUMP_PORT = 13129
 TINYPROXY_PORT = 13130
 MITM_PORT = 13131
+FLOOR_PORT = 13132
+FLOOR_SRC = REPO / "bench" / "probes" / "connect_floor.c"
 SSHD_PORT = 2222
 PEER_IP = W.CONTAINER_IP
 
@@ -410,6 +413,17 @@ DisableViaHeader Yes
         os.chown(d, u.pw_uid, u.pw_gid)
         self.start("tinyproxy", self.container_argv(["/usr/bin/tinyproxy", "-d", "-c", conf]))
         self.wait_listening(self.world.container_ns, PEER_IP, TINYPROXY_PORT, "tinyproxy")
+
+    def start_floor(self):
+        """The floor relay: bench/probes/connect_floor.c, built for this run (splice
+        both ways, nothing else), the least any TCP-terminating CONNECT proxy costs."""
+        self.starters["floor"] = self.start_floor
+        exe = self.dir / "connect_floor"
+        if not exe.exists():
+            sh([os.environ.get("CC", "cc"), "-O2", "-std=gnu11", "-Wall", "-Wextra",
+                "-Werror", "-o", exe, FLOOR_SRC], timeout=120)
+        self.start("floor", self.container_argv([exe, PEER_IP, FLOOR_PORT]))
+        self.wait_listening(self.world.container_ns, PEER_IP, FLOOR_PORT, "floor")
 
     def start_mitmproxy(self):
         self.starters["mitmproxy"] = self.start_mitmproxy
