@@ -1,8 +1,8 @@
 # openshell-sandbox - see README.md
 #   make            build build/openshell-sandbox
 #   make demo       install deps, build, run the scripted tour (root)
-#   make check      install deps, build (gcc + clang), unit tests (plain and
-#                   ASan/UBSan), fuzz smoke, integration tests (root)
+#   make check      install deps, build (gcc + clang, and the bench probes), unit
+#                   tests (plain and ASan/UBSan), fuzz smoke, integration tests (root)
 #   make fuzz       build libFuzzer targets and run each FUZZ_SECONDS (60)
 #   make bench      side-by-side benchmark vs squid, tinyproxy, mitmproxy (root)
 #   make install    PREFIX=/usr/local DESTDIR=
@@ -48,7 +48,7 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 BIN := $(BUILD)/openshell-sandbox
 
 .PHONY: all deps demo check unit unit-asan clang-check integration fuzz fuzz-build \
-        install clean bench
+        install clean bench probes
 
 all: $(BIN)
 
@@ -80,7 +80,16 @@ unit-asan:
 	  LDFLAGS="-fsanitize=address,undefined" unit
 
 clang-check:
-	$(MAKE) --no-print-directory BUILD=$(BUILD)/clang CC=clang all
+	$(MAKE) --no-print-directory BUILD=$(BUILD)/clang CC=clang all probes
+
+# The benchmark's probes (bench/probes/, standalone programs, each built as its
+# header says): compiled by `make check` so they stay warning-free on both compilers.
+PROBE_SRCS := $(wildcard bench/probes/*.c)
+PROBE_BINS := $(PROBE_SRCS:bench/probes/%.c=$(BUILD)/probes/%)
+probes: $(PROBE_BINS)
+$(BUILD)/probes/%: bench/probes/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -o $@ $< -lssl -lcrypto
 
 FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 fuzz-build:
@@ -113,7 +122,7 @@ demo: deps
 	bash scripts/demo.sh
 
 check: deps
-	$(MAKE) --no-print-directory all
+	$(MAKE) --no-print-directory all probes
 	$(MAKE) --no-print-directory clang-check
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory unit-asan

@@ -38,7 +38,7 @@
 #define PIPE_BYTES (1 << 20)
 enum { SERVER = 9000, SPLICE = 9001, STRP = 9002, VERDICT = 9003, MAX_ROUNDS = 20 };
 
-static void die(const char *what)
+static __attribute__((noreturn)) void die(const char *what)
 {
 	perror(what);
 	exit(1);

@@ -25,7 +25,7 @@ static double cpu_us(void)
 	return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
 }
 
-static void die(const char *what)
+static __attribute__((noreturn)) void die(const char *what)
 {
 	fprintf(stderr, "%s failed\n", what);
 	ERR_print_errors_fp(stderr);
@@ -68,7 +68,7 @@ static void run(SSL_CTX *cc, SSL_CTX *sc, int n, int resume, const char *what)
 		if (i == 1)
 			t0 = cpu_us();
 		SSL *c = SSL_new(cc), *s = SSL_new(sc);
-		BIO *b1, *b2;
+		BIO *b1 = NULL, *b2 = NULL;
 		if (c == NULL || s == NULL || BIO_new_bio_pair(&b1, 0, &b2, 0) != 1)
 			die("SSL_new");
 		SSL_set_bio(c, b1, b1);
