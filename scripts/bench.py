@@ -695,13 +695,11 @@ class Bench:
         f = self.row(scenario, metric, "floor")
         if not f or f.vs_direct is None:
             return ""
-        if latency:
-            if f.vs_direct <= want:
-                return ""
-            return " (the floor relay itself: %+.0f us)" % f.vs_direct
-        if f.vs_direct >= want:
+        missed = f.vs_direct > want if latency else f.vs_direct < want
+        if not missed:
             return ""
-        return " (the floor relay itself: %.2f x direct)" % f.vs_direct
+        value = ("%+.0f us" if latency else "%.2f x direct") % f.vs_direct
+        return " (the floor relay itself: %s)" % value
 
     def verdict(self):
         v = {}

@@ -53,7 +53,6 @@ SQUID_BUMP_PORT = 13129
 TINYPROXY_PORT = 13130
 MITM_PORT = 13131
 FLOOR_PORT = 13132
-FLOOR_SRC = REPO / "bench" / "probes" / "connect_floor.c"
 SSHD_PORT = 2222
 PEER_IP = W.CONTAINER_IP
 
@@ -415,13 +414,14 @@ DisableViaHeader Yes
         self.wait_listening(self.world.container_ns, PEER_IP, TINYPROXY_PORT, "tinyproxy")
 
     def start_floor(self):
-        """The floor relay: bench/probes/connect_floor.c, built for this run (splice
-        both ways, nothing else), the least any TCP-terminating CONNECT proxy costs."""
+        """The floor relay: bench/probes/connect_floor.c, built for this run by the
+        Makefile's probe rule (splice both ways, nothing else), the least any
+        TCP-terminating CONNECT proxy costs."""
         self.starters["floor"] = self.start_floor
-        exe = self.dir / "connect_floor"
+        exe = self.dir / "probes" / "connect_floor"
         if not exe.exists():
-            sh([os.environ.get("CC", "cc"), "-O2", "-std=gnu11", "-Wall", "-Wextra",
-                "-Werror", "-o", exe, FLOOR_SRC], timeout=120)
+            sh(["make", "-s", "--no-print-directory", "-C", REPO, "BUILD=%s" % self.dir,
+                str(exe)], timeout=120)
         self.start("floor", self.container_argv([exe, PEER_IP, FLOOR_PORT]))
         self.wait_listening(self.world.container_ns, PEER_IP, FLOOR_PORT, "floor")
 
