@@ -27,6 +27,7 @@ struct tls_session_slot {
 struct tls_sessions {
 	struct tls_session_slot slot[PROXY_TLS_SESSION_HOSTS];
 	uint64_t clock;
+	unsigned total;                      /* sessions kept in all slots */
 };
 
 /* The newest unexpired session for host:port, owned by the caller (free
@@ -36,7 +37,8 @@ SSL_SESSION *tls_sessions_take(struct tls_sessions *c, const char *host, unsigne
 /* Keeps sess for host:port (takes the caller's reference; a session that
  * cannot be resumed is freed at once). The least recently used host's
  * sessions make room for a new host; the oldest session of a full host
- * makes room for a new one. */
+ * makes room for a new one; at PROXY_TLS_SESSIONS_MAX in all, the oldest
+ * session of the least recently used host that has one goes. */
 void tls_sessions_put(struct tls_sessions *c, const char *host, unsigned port,
 		      SSL_SESSION *sess);
 

@@ -28,6 +28,8 @@ Extra paths of the HTTP(S) servers (TLS interception tests):
                  "sha256=<hex>\nbytes=<n>\n"
   /repo.git/...  git smart HTTP (`git http-backend`) for the bare repo made at start
                  (one commit, file README with "hello from git\n"), if git is installed
+  /delay/MS/...  the usual echo after MS milliseconds (at most 5000): keeps connections
+                 that start together open together
 """
 
 import hashlib
@@ -44,9 +46,11 @@ import ssl
 import struct
 import sys
 import threading
+import time
 
 HANDLER_TIMEOUT_S = 15
 MAX_BODY_BYTES = 1 << 20
+MAX_DELAY_MS = 5000
 
 
 def plain_ip(addr):
@@ -73,6 +77,9 @@ class DualStackMixin:
     address_family = socket.AF_INET6
     allow_reuse_address = True
     daemon_threads = True
+    # socketserver's default of 5 drops the SYNs of a burst of parallel clients
+    # (each retried a second later by the kernel)
+    request_queue_size = 128
 
     def server_bind(self):
         self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
@@ -121,6 +128,9 @@ class WorldHandler(http.server.BaseHTTPRequestHandler):
             return self._sha256()
         if route.startswith("/repo.git/") and self.server.git_root:
             return self._git()
+        if route.startswith("/delay/"):
+            ms = route[len("/delay/"):].split("/", 1)[0]
+            time.sleep(min(int(ms), MAX_DELAY_MS) / 1000.0 if ms.isdigit() else 0)
         local_ip = plain_ip(self.connection.getsockname()[0])
         port = self.connection.getsockname()[1]
         peer = plain_ip(self.client_address[0])

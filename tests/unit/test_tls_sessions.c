@@ -1,7 +1,7 @@
 /* test_tls_sessions.c - upstream TLS sessions kept for resumption
  * (proxy/tls_sessions.h): offered only to the same host and port, newest
  * first, each once; expired and unresumable sessions never offered; bounded
- * per host and in hosts (least recently used host evicted). */
+ * per host, in hosts (least recently used host evicted) and overall. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -141,6 +141,36 @@ static void test_least_recently_used_host_evicted(void **state)
 	free_cache(c);
 }
 
+/* PROXY_TLS_SESSIONS_MAX in all: beyond it, the least recently used host
+ * with a session gives up its oldest, whichever host the new one is for. */
+static void test_bounded_overall(void **state)
+{
+	(void)state;
+	struct tls_sessions *c = new_cache();
+	char host[64];
+	unsigned hosts = (PROXY_TLS_SESSIONS_MAX + PROXY_TLS_SESSIONS_PER_HOST - 1) /
+			 PROXY_TLS_SESSIONS_PER_HOST;
+	assert_true(hosts < PROXY_TLS_SESSION_HOSTS);
+	unsigned kept = 0;
+	for (unsigned h = 0; h < hosts; h++) {
+		snprintf(host, sizeof(host), "h%u.test", h);
+		for (unsigned i = 1; i <= PROXY_TLS_SESSIONS_PER_HOST && kept < PROXY_TLS_SESSIONS_MAX;
+		     i++, kept++)
+			tls_sessions_put(c, host, 443, session((unsigned char)i, 300));
+	}
+	assert_int_equal(c->total, PROXY_TLS_SESSIONS_MAX);
+	/* a new host at the cap: h0, the least recently used, loses its oldest */
+	tls_sessions_put(c, "new.test", 443, session(200, 300));
+	assert_int_equal(c->total, PROXY_TLS_SESSIONS_MAX);
+	unsigned h0 = 0;
+	for (unsigned char id; (id = take(c, "h0.test", 443)) != 0; h0++)
+		assert_int_not_equal(id, 1);
+	assert_int_equal(h0, PROXY_TLS_SESSIONS_PER_HOST - 1);
+	assert_int_equal(take(c, "new.test", 443), 200);
+	assert_int_equal(c->total, PROXY_TLS_SESSIONS_MAX - PROXY_TLS_SESSIONS_PER_HOST);
+	free_cache(c);
+}
+
 static void test_overlong_host_is_not_kept(void **state)
 {
 	(void)state;
@@ -161,6 +191,7 @@ int main(void)
 		cmocka_unit_test(test_expiry_while_kept),
 		cmocka_unit_test(test_bounded_per_host),
 		cmocka_unit_test(test_least_recently_used_host_evicted),
+		cmocka_unit_test(test_bounded_overall),
 		cmocka_unit_test(test_overlong_host_is_not_kept),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
