@@ -29,6 +29,9 @@ struct seccomp_plan;
 #define SUP_MAX_GROUPS 256              /* supplementary groups of the agent */
 #define SUP_NOBODY_ID 65534u
 /* bypass audit (bypass.c, peer.c) */
+#define SUP_AUDIT_BUFFER_BYTES 65536u  /* --audit-log stdio buffer: the lines of one
+					 * loop iteration go out in one write up to
+					 * this much (stdio's own is 4 KiB, ~7 lines) */
 #define SUP_BYPASS_PER_WINDOW 10        /* bypass events written per window ... */
 #define SUP_BYPASS_WINDOW_MS 1000u      /* ... the rest counted in one summary */
 #define SUP_PEER_MAX_SOCKETS 65536      /* socket table lines read per lookup */
@@ -110,6 +113,7 @@ struct sup_ctx {
 	struct seccomp_plan *seccomp;    /* NULL: profile off */
 	FILE *audit;
 	bool audit_owned;
+	char *audit_buf;                 /* its buffer (owned file only), freed after fclose */
 	/* An --audit-log file is flushed once per loop iteration (a check
 	 * handle) instead of once per line: one write for all the lines of the
 	 * iteration. audit_batching: the handle is running. */
