@@ -28,10 +28,10 @@ struct seccomp_plan;
 #define SUP_SWEEP_TIMEOUT_MS 5000u      /* waiting for leftover children at exit */
 #define SUP_MAX_GROUPS 256              /* supplementary groups of the agent */
 #define SUP_NOBODY_ID 65534u
-/* bypass audit (bypass.c, peer.c) */
-#define SUP_AUDIT_BUFFER_BYTES 65536u  /* --audit-log stdio buffer: the lines of one
+#define SUP_AUDIT_BUFFER_BYTES 65536u   /* --audit-log stdio buffer: the lines of one
 					 * loop iteration go out in one write up to
 					 * this much (stdio's own is 4 KiB, ~7 lines) */
+/* bypass audit (bypass.c, peer.c) */
 #define SUP_BYPASS_PER_WINDOW 10        /* bypass events written per window ... */
 #define SUP_BYPASS_WINDOW_MS 1000u      /* ... the rest counted in one summary */
 #define SUP_PEER_MAX_SOCKETS 65536      /* socket table lines read per lookup */
