@@ -21,7 +21,8 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 # CFLAGS (optimisation, sanitizers) may be overridden; WFLAGS always apply.
 CFLAGS  ?= -O2 -g
-WFLAGS  := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2
+WFLAGS  := -std=gnu11 $(WARN) \
            -Wno-unused-parameter -fno-strict-aliasing -D_GNU_SOURCE \
            -I. $(PKG_CFLAGS)
 LDLIBS  += $(PKG_LIBS)
@@ -89,7 +90,7 @@ PROBE_BINS := $(PROBE_SRCS:bench/probes/%.c=$(BUILD)/probes/%)
 probes: $(PROBE_BINS)
 $(BUILD)/probes/%: bench/probes/%.c
 	@mkdir -p $(dir $@)
-	$(CC) -O2 -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -o $@ $< -lssl -lcrypto
+	$(CC) -O2 -std=gnu11 $(WARN) -o $@ $< -lssl -lcrypto
 
 FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 fuzz-build:

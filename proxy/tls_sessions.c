@@ -20,32 +20,40 @@ static struct tls_session_slot *find_slot(struct tls_sessions *c, const char *ke
 	return NULL;
 }
 
-static void slot_clear(struct tls_sessions *c, struct tls_session_slot *s)
+static void slot_clear(struct tls_session_slot *s)
 {
 	for (unsigned i = 0; i < s->n; i++)
 		SSL_SESSION_free(s->sess[i]);
-	c->total -= s->n;
 	memset(s, 0, sizeof(*s));
 }
 
-static void drop_oldest(struct tls_sessions *c, struct tls_session_slot *s)
+static void drop_oldest(struct tls_session_slot *s)
 {
 	SSL_SESSION_free(s->sess[0]);
 	memmove(&s->sess[0], &s->sess[1], (s->n - 1) * sizeof(s->sess[0]));
 	s->sess[--s->n] = NULL;
-	c->total--;
+}
+
+unsigned tls_sessions_count(const struct tls_sessions *c)
+{
+	unsigned n = 0;
+	for (size_t i = 0; i < PROXY_TLS_SESSION_HOSTS; i++)
+		n += c->slot[i].n;
+	return n;
 }
 
 /* At the overall cap: the least recently used host that has a session
  * gives up its oldest. */
 static void make_room_overall(struct tls_sessions *c)
 {
+	if (tls_sessions_count(c) < PROXY_TLS_SESSIONS_MAX)
+		return;
 	struct tls_session_slot *lru = NULL;
 	for (size_t i = 0; i < PROXY_TLS_SESSION_HOSTS; i++)
 		if (c->slot[i].n > 0 && (lru == NULL || c->slot[i].used < lru->used))
 			lru = &c->slot[i];
 	if (lru != NULL)
-		drop_oldest(c, lru);
+		drop_oldest(lru);
 }
 
 static bool expired(const SSL_SESSION *sess, time_t now)
@@ -63,7 +71,6 @@ SSL_SESSION *tls_sessions_take(struct tls_sessions *c, const char *host, unsigne
 	while (s != NULL && s->n > 0) {
 		SSL_SESSION *sess = s->sess[--s->n];
 		s->sess[s->n] = NULL;
-		c->total--;
 		if (!expired(sess, now)) {
 			s->used = ++c->clock;
 			return sess;
@@ -87,7 +94,7 @@ static struct tls_session_slot *claim_slot(struct tls_sessions *c, const char *k
 		if (c->slot[i].used < s->used)
 			s = &c->slot[i];
 	}
-	slot_clear(c, s);
+	slot_clear(s);
 	snprintf(s->key, sizeof(s->key), "%s", key);
 	return s;
 }
@@ -105,16 +112,15 @@ void tls_sessions_put(struct tls_sessions *c, const char *host, unsigned port,
 	}
 	struct tls_session_slot *s = claim_slot(c, key);
 	if (s->n == PROXY_TLS_SESSIONS_PER_HOST)
-		drop_oldest(c, s);
-	else if (c->total >= PROXY_TLS_SESSIONS_MAX)
+		drop_oldest(s);
+	else
 		make_room_overall(c);
 	s->sess[s->n++] = sess;
 	s->used = ++c->clock;
-	c->total++;
 }
 
 void tls_sessions_clear(struct tls_sessions *c)
 {
 	for (size_t i = 0; i < PROXY_TLS_SESSION_HOSTS; i++)
-		slot_clear(c, &c->slot[i]);
+		slot_clear(&c->slot[i]);
 }

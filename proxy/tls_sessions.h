@@ -27,7 +27,6 @@ struct tls_session_slot {
 struct tls_sessions {
 	struct tls_session_slot slot[PROXY_TLS_SESSION_HOSTS];
 	uint64_t clock;
-	unsigned total;                      /* sessions kept in all slots */
 };
 
 /* The newest unexpired session for host:port, owned by the caller (free
@@ -41,6 +40,9 @@ SSL_SESSION *tls_sessions_take(struct tls_sessions *c, const char *host, unsigne
  * session of the least recently used host that has one goes. */
 void tls_sessions_put(struct tls_sessions *c, const char *host, unsigned port,
 		      SSL_SESSION *sess);
+
+/* Sessions kept, all hosts together. */
+unsigned tls_sessions_count(const struct tls_sessions *c);
 
 /* Frees every kept session. */
 void tls_sessions_clear(struct tls_sessions *c);

@@ -158,16 +158,16 @@ static void test_bounded_overall(void **state)
 		     i++, kept++)
 			tls_sessions_put(c, host, 443, session((unsigned char)i, 300));
 	}
-	assert_int_equal(c->total, PROXY_TLS_SESSIONS_MAX);
+	assert_int_equal(tls_sessions_count(c), PROXY_TLS_SESSIONS_MAX);
 	/* a new host at the cap: h0, the least recently used, loses its oldest */
 	tls_sessions_put(c, "new.test", 443, session(200, 300));
-	assert_int_equal(c->total, PROXY_TLS_SESSIONS_MAX);
+	assert_int_equal(tls_sessions_count(c), PROXY_TLS_SESSIONS_MAX);
 	unsigned h0 = 0;
 	for (unsigned char id; (id = take(c, "h0.test", 443)) != 0; h0++)
 		assert_int_not_equal(id, 1);
 	assert_int_equal(h0, PROXY_TLS_SESSIONS_PER_HOST - 1);
 	assert_int_equal(take(c, "new.test", 443), 200);
-	assert_int_equal(c->total, PROXY_TLS_SESSIONS_MAX - PROXY_TLS_SESSIONS_PER_HOST);
+	assert_int_equal(tls_sessions_count(c), PROXY_TLS_SESSIONS_MAX - PROXY_TLS_SESSIONS_PER_HOST);
 	free_cache(c);
 }
 
