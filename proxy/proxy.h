@@ -153,6 +153,10 @@ struct proxy_hooks {
 	void (*audit)(void *ud, const char *json_line);
 	/* Human-readable log line at `level`. */
 	void (*log)(void *ud, int level, const char *msg);
+	/* The most verbose level `log` takes (enum proxy_log_level): a line
+	 * above it is not even formatted, so filtered-out detail costs nothing
+	 * per connection. */
+	int log_level;
 	/* Optional: the process behind a sandbox client socket whose address
 	 * (as the proxy sees it) is `peer`. Fills binary (NUL-terminated) and
 	 * pid and returns true when found. Called on the loop thread. */

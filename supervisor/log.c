@@ -44,9 +44,11 @@ void sup_log(const struct sup_ctx *ctx, int level, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* The proxy's lines name their part themselves ("proxy: ", "dns: ",
+ * "capture: "). */
 void sup_proxy_log(void *ud, int level, const char *msg)
 {
-	sup_log(ud, level, "proxy: %s", msg);
+	sup_log(ud, level, "%s", msg);
 }
 
 static void audit_flush(struct sup_ctx *ctx)
@@ -61,7 +63,7 @@ void sup_audit_line(void *ud, const char *json_line)
 	struct sup_ctx *ctx = ud;
 	if (!ctx->audit)
 		return;
-	if (fprintf(ctx->audit, "%s\n", json_line) < 0) {
+	if (fputs(json_line, ctx->audit) == EOF || putc('\n', ctx->audit) == EOF) {
 		sup_log(ctx, LOG_ERROR, "audit log write failed");
 		return;
 	}

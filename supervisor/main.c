@@ -311,6 +311,12 @@ static int open_listeners(struct sup_ctx *ctx, const char *ip, uint16_t port, in
 	return 0;
 }
 
+/* sup_proxy_log passes the proxy's levels through as the supervisor's. */
+_Static_assert((int)PROXY_LOG_ERROR == (int)LOG_ERROR, "log levels differ");
+_Static_assert((int)PROXY_LOG_WARN == (int)LOG_WARN, "log levels differ");
+_Static_assert((int)PROXY_LOG_INFO == (int)LOG_INFO, "log levels differ");
+_Static_assert((int)PROXY_LOG_DEBUG == (int)LOG_DEBUG, "log levels differ");
+
 static int start_proxy(struct sup_ctx *ctx)
 {
 	char ip[64];
@@ -321,6 +327,7 @@ static int start_proxy(struct sup_ctx *ctx)
 		.listen_ip = ip,
 		.listen_port = port,
 		.hooks = { .audit = sup_audit_line, .log = sup_proxy_log,
+			   .log_level = ctx->opt.log_level,
 			   .identify = sup_proxy_identify, .ud = ctx },
 		.ca = ctx->ca,
 		.upstream_ca_files = ctx->opt.upstream_ca,

@@ -64,7 +64,10 @@ static void check_line(const char *line, const struct audit_event *e)
 	struct json_object *dst = member(root, "dst_endpoint");
 	check_str(dst, "hostname", e->host);
 	check_str(dst, "ip", e->dst_ip);
-	if (json_object_get_int(json_object_object_get(dst, "port")) != e->port)
+	if (json_object_get_int(json_object_object_get(dst, "port")) != e->port ||
+	    json_object_get_int64(json_object_object_get(root, "time")) != e->time_ms ||
+	    json_object_get_int(json_object_object_get(member(root, "process"), "pid")) !=
+		    (e->pid > 0 ? e->pid : 0))
 		abort();
 	check_str(member(root, "src_endpoint"), "ip", e->src_ip);
 	check_str(member(root, "process"), "path", e->binary);
@@ -94,7 +97,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	split_fields(buf, size - 4, f);
 	struct audit_event e = {
 		.allow = data[0] & 1, .port = (uint16_t)(data[1] << 8 | data[2]),
-		.src_port = data[2], .pid = data[3], .time_ms = (int64_t)data[1] << 40,
+		.src_port = data[2], .pid = data[3], /* both signs, INT64_MIN included */
+		.time_ms = (int64_t)((uint64_t)data[1] << 56 | (uint64_t)data[3]),
 		.method = f[0], .host = f[1], .dst_ip = f[2], .rule_name = f[3],
 		.rule_type = f[4], .reason = f[5], .message = f[6], .src_ip = f[7],
 		.url_path = f[8], .binary = f[9],

@@ -432,7 +432,7 @@ static int setup(void **state)
 	const char *extra[] = { w->up_ca_file };
 	struct proxy_config cfg = {
 		.listen_ip = "127.0.0.1",
-		.hooks = { .audit = on_audit, .log = tu_log_hook, .ud = w },
+		.hooks = { .audit = on_audit, .log = tu_log_hook, .log_level = PROXY_LOG_DEBUG, .ud = w },
 		.test_allow_loopback_upstream = true,
 		.ca = w->ca,
 		.upstream_ca_files = extra,

@@ -211,7 +211,7 @@ static int setup(void **state)
 	struct proxy_config cfg = {
 		.listen_ip = "127.0.0.1",
 		.listen_port = 0,
-		.hooks = { .audit = tu_audit_hook, .log = tu_log_hook, .ud = &w->pt },
+		.hooks = { .audit = tu_audit_hook, .log = tu_log_hook, .log_level = PROXY_LOG_DEBUG, .ud = &w->pt },
 		.test_allow_loopback_upstream = true,
 	};
 	w->px = tu_pt_start(&w->pt, &cfg, w->policy);

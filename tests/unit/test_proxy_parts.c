@@ -296,6 +296,19 @@ static void test_audit_line(void **state)
 	assert_string_equal(jstr(rule, "name"), "github");
 	json_object_put(o);
 	free(line);
+	/* numbers are written by hand: both ends of the range */
+	int64_t extremes[] = { INT64_MIN, -1, 0, INT64_MAX };
+	for (size_t i = 0; i < sizeof(extremes) / sizeof(extremes[0]); i++) {
+		e.time_ms = extremes[i];
+		line = audit_event_json(&e);
+		assert_non_null(line);
+		o = json_tokener_parse(line);
+		assert_non_null(o);
+		assert_true(json_object_object_get_ex(o, "time", &v));
+		assert_true(json_object_get_int64(v) == extremes[i]);
+		json_object_put(o);
+		free(line);
+	}
 }
 
 /* Feed s in pieces of `step` bytes; returns total body bytes or -1. */

@@ -449,7 +449,7 @@ static struct proxy *start_chained(struct world *w, const struct proxy_upstream 
 {
 	struct proxy_config cfg = {
 		.listen_ip = "127.0.0.1",
-		.hooks = { .audit = tu_audit_hook, .log = tu_log_hook, .ud = &w->pt },
+		.hooks = { .audit = tu_audit_hook, .log = tu_log_hook, .log_level = PROXY_LOG_DEBUG, .ud = &w->pt },
 		.test_allow_loopback_upstream = true,
 		.upstream = up,
 	};
