@@ -1219,6 +1219,10 @@ static bool admit_address(struct conn *c, const struct sockaddr *sa, socklen_t l
 
 static void addresses_checked(struct conn *c)
 {
+	if (c->n_addrs == 0) { /* admitted, but no memory to keep the list */
+		conn_close(c);
+		return;
+	}
 	char ip[INET6_ADDRSTRLEN];
 	addr_text(&c->addrs[0], ip, sizeof(ip));
 	/* Chaining is decided only now: no-proxy address entries match the
@@ -1539,10 +1543,22 @@ static void identify_caller(struct conn *c)
 }
 
 /* The tool route: never resolved nor dialed by name; calls go to the
- * broker, each judged by reserved_tool_evaluate(). False: a response was
+ * broker, each judged by reserved_tool_evaluate(). Only an endpoint for
+ * exactly that name and port declares it: a wildcard or host-less endpoint
+ * that happens to match never reaches the broker. False: a response was
  * sent. */
 static bool plan_tool_route(struct conn *c)
 {
+	if (!reserved_host_declared(c->px->policy, c->target.host, c->target.port)) {
+		char detail[512];
+		snprintf(detail, sizeof(detail), "%s: port %u of the tool route is not declared by a "
+			 "policy endpoint for exactly that host", c->hostport,
+			 (unsigned)c->target.port);
+		px_log(c->px, PROXY_LOG_INFO, "proxy: %s", detail);
+		audit(c, false, "tool", detail, NULL);
+		respond_error(c, 403, "policy_denied", detail);
+		return false;
+	}
 	if (c->px->broker.kind == PROXY_BROKER_NONE) {
 		char detail[512];
 		snprintf(detail, sizeof(detail), "%s: no tool broker is configured for this sandbox",

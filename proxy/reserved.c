@@ -46,7 +46,7 @@ bool reserved_is_tool_host(const struct proxy *px, const char *host)
 	return host != NULL && strcasecmp(host, px->tool_host) == 0;
 }
 
-bool reserved_host_declared(const struct policy *p, const char *host)
+bool reserved_host_declared(const struct policy *p, const char *host, uint16_t port)
 {
 	if (p == NULL || host == NULL)
 		return false;
@@ -55,7 +55,7 @@ bool reserved_host_declared(const struct policy *p, const char *host)
 		for (size_t e = 0; e < rule->n_endpoints; e++) {
 			const struct policy_endpoint *ep = &rule->endpoints[e];
 			if (ep->host != NULL && !ep->host_is_wildcard &&
-			    strcasecmp(ep->host, host) == 0)
+			    strcasecmp(ep->host, host) == 0 && port_listed(ep, port))
 				return true;
 		}
 	}

@@ -26,8 +26,8 @@ bool reserved_is_alias(const char *host);
 /* Does an endpoint name exactly PROXY_HOST_ALIAS with `port` declared? */
 bool reserved_alias_declared(const struct policy *p, uint16_t port);
 bool reserved_is_tool_host(const struct proxy *px, const char *host);
-/* Does an endpoint name exactly `host` (no wildcard), on any port? */
-bool reserved_host_declared(const struct policy *p, const char *host);
+/* Does an endpoint name exactly `host` (no wildcard) with `port` declared? */
+bool reserved_host_declared(const struct policy *p, const char *host, uint16_t port);
 struct policy_l7_result;
 /* Judge one tool call: GET PROXY_TOOL_DISCOVERY_PATH is allowed; anything
  * else needs an L7 rule of an endpoint for the tool host that allows it

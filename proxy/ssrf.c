@@ -123,6 +123,12 @@ static enum ssrf_class classify6(const uint8_t *a, const char **range)
 	const uint8_t *v4 = embedded_v4(a, &form);
 	if (v4 != NULL) {
 		enum ssrf_class c = classify4(v4, range);
+		if (c == SSRF_PUBLIC && strcmp(form, "IPv4-translated") == 0) {
+			/* SIIT reaches a.b.c.d only through a translator: the
+			 * prefix is internal whatever the address. */
+			*range = "SIIT ::ffff:0:0/96";
+			return SSRF_INTERNAL;
+		}
 		if (c != SSRF_PUBLIC || a[0] != 0x20) /* mapped/compatible: v4 class */
 			return c;
 		/* 6to4 with a public embedded address: an ordinary public address */

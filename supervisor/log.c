@@ -1,11 +1,15 @@
 /* log.c - human log on stderr and the JSONL audit sink. */
+#include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "supervisor/sup.h"
 
@@ -49,6 +53,55 @@ void sup_log(const struct sup_ctx *ctx, int level, const char *fmt, ...)
 void sup_proxy_log(void *ud, int level, const char *msg)
 {
 	sup_log(ud, level, "%s", msg);
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/* Why the opened audit file is refused, or NULL. The path is looked at
+ * again after the open and must still lead to what was opened, so a swap
+ * between the two is refused too. */
+static const char *audit_file_refusal(const char *path, const struct stat *opened)
+{
+	struct stat at, target;
+	if (lstat(path, &at) != 0)
+		return "vanished while it was being opened";
+	if (S_ISLNK(at.st_mode)) {
+		if (at.st_uid != 0)
+			return "is a symbolic link not owned by root";
+		if (stat(path, &target) != 0 || !same_file(&target, opened))
+			return "changed while it was being opened";
+	} else if (!same_file(&at, opened)) {
+		return "changed while it was being opened";
+	}
+	if (!S_ISREG(opened->st_mode))
+		return NULL; /* a pipe or terminal, e.g. /dev/stdout */
+	if (opened->st_uid != geteuid())
+		return "is owned by another user, who could rewrite it";
+	if ((opened->st_mode & S_IWOTH) ||
+	    ((opened->st_mode & S_IWGRP) && opened->st_gid != getegid()))
+		return "is writable by other users";
+	return NULL;
+}
+
+int sup_open_audit_file(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		return -1;
+	}
+	struct stat opened;
+	const char *why = fstat(fd, &opened) != 0 ? strerror(errno)
+						  : audit_file_refusal(path, &opened);
+	if (why != NULL) {
+		snprintf(err, errlen, "%s", why);
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 static void audit_flush(struct sup_ctx *ctx)

@@ -72,9 +72,16 @@ static int open_audit(struct sup_ctx *ctx)
 		ctx->audit = stderr;
 		return 0;
 	}
-	ctx->audit = fopen(ctx->opt.audit_log, "ae");
+	char err[256];
+	int fd = sup_open_audit_file(ctx->opt.audit_log, err, sizeof err);
+	if (fd < 0) {
+		sup_log(ctx, LOG_ERROR, "--audit-log %s: %s", ctx->opt.audit_log, err);
+		return -1;
+	}
+	ctx->audit = fdopen(fd, "a");
 	if (!ctx->audit) {
 		sup_log(ctx, LOG_ERROR, "--audit-log %s: %s", ctx->opt.audit_log, strerror(errno));
+		close(fd);
 		return -1;
 	}
 	ctx->audit_owned = true;

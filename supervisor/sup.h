@@ -160,6 +160,10 @@ struct sup_ctx {
 void sup_log(const struct sup_ctx *ctx, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void sup_audit_line(void *ud, const char *json_line);
+/* Open --audit-log FILE for appending as root, refusing what someone else
+ * could have planted at that path (a symlink not owned by root, a file owned
+ * or writable by another user). The fd, or -1 with err set. */
+int sup_open_audit_file(const char *path, char *err, size_t errlen);
 /* Start batching (after the loop exists) / flush and stop (shutdown). */
 int sup_audit_batch_start(struct sup_ctx *ctx);
 void sup_audit_batch_stop(struct sup_ctx *ctx);

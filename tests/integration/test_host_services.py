@@ -274,6 +274,21 @@ def test_discovery_is_forwarded(world, broker):
     assert [(c["method"], c["path"]) for c in broker.calls] == [("GET", "/v1/tools")]
 
 
+@pytest.mark.parametrize("host", ["*.openshell.internal", "**.openshell.internal"])
+def test_tool_route_matched_only_by_a_wildcard_never_reaches_the_broker(world, broker, host):
+    pol = world.policy_yaml([W.World.endpoint(host, 80, allowed_ips=None, protocol="rest",
+                                              enforcement="enforce",
+                                              rules=[{"allow": {"method": "*",
+                                                                "path": "/**"}}])])
+    r = world.run_sandbox(pol, sh(CURL + " http://tools.openshell.internal/v1/tools; echo; " +
+                                  CURL + " -X POST -d x http://tools.openshell.internal/v1/x"),
+                          extra_args=tool_args(broker))
+    bodies = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+    assert len(bodies) == 2 and all(b["error"] == "policy_denied" for b in bodies), str(r)
+    assert "not declared" in bodies[0]["detail"], str(r)
+    assert broker.calls == []
+
+
 def test_no_broker_is_503_json(world):
     r = world.run_sandbox(tool_policy(world), sh(
         CURL + " -X POST -d x http://tools.openshell.internal/v1/tools/echo/run"))

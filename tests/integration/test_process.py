@@ -68,6 +68,41 @@ def test_root_user_is_refused(world):
     assert "run_as_user" in r.stderr
 
 
+@pytest.mark.parametrize("plant", ["symlink", "file"])
+def test_audit_log_planted_by_another_user_is_refused(world, plant):
+    """--audit-log in a directory others can write (a shared workspace): a symlink or a
+    file another user put there is refused at start, and nothing is appended anywhere."""
+    stamp = time.monotonic_ns()
+    shared = world.dir / ("shared-%s-%d" % (plant, stamp))
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    victim = world.dir / ("victim-%d" % stamp)
+    victim.write_text("root data\n")
+    path = shared / "audit.jsonl"
+    if plant == "symlink":
+        os.symlink(victim, path)
+        os.lchown(path, 1500, 1500)
+    else:
+        path.write_text("")
+        os.chown(path, 1500, 1500)
+    r = world.run_sandbox(POLICY_1500, ["/bin/true"], audit=False,
+                          extra_args=["--audit-log", str(path)])
+    assert r.returncode != 0, str(r)
+    why = "not owned by root" if plant == "symlink" else "owned by another user"
+    assert "--audit-log %s: " % path in r.stderr and why in r.stderr, str(r)
+    assert victim.read_text() == "root data\n"
+    if plant == "file":
+        assert path.read_text() == ""
+
+
+def test_audit_log_through_a_root_owned_symlink_works(world):
+    """/dev/stderr is a root-owned symlink: container set-ups that log to it keep working."""
+    r = world.run_sandbox(POLICY_1500, ["/bin/true"], audit=False,
+                          extra_args=["--audit-log", "/dev/stderr"])
+    assert r.returncode == 0, str(r)
+    assert '"class_uid"' in r.stderr, str(r)
+
+
 def test_proxy_environment_present(world):
     env = {"NO_PROXY": "corp.internal", "OPENSHELL_SANDBOX_TOKEN": "do-not-leak"}
     r = world.run_sandbox(POLICY_1500, ["/usr/bin/env"], env=env)

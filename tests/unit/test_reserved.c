@@ -50,8 +50,10 @@ static void alias_needs_exact_host_and_declared_port(void **state)
 	assert_false(reserved_alias_declared(p, 7000)); /* only the wildcard names it */
 	assert_false(reserved_alias_declared(p, 80));
 	assert_false(reserved_alias_declared(NULL, 8080));
-	assert_true(reserved_host_declared(p, "tools.openshell.internal"));
-	assert_false(reserved_host_declared(p, "x.openshell.internal"));
+	assert_true(reserved_host_declared(p, "tools.openshell.internal", 443));
+	assert_false(reserved_host_declared(p, "tools.openshell.internal", 8443));
+	assert_false(reserved_host_declared(p, "tools.openshell.internal", 7000)); /* wildcard */
+	assert_false(reserved_host_declared(p, "x.openshell.internal", 443));
 	policy_free(p);
 }
 

@@ -69,7 +69,8 @@ static void test_internal(void **state)
 		"198.18.0.1", "198.19.255.255", "fc00::1", "fd12:3456::1", "64:ff9b::a00:1",
 		"::ffff:10.0.0.1", "::ffff:100.64.0.1", "::ffff:192.168.0.1", "::10.0.0.1",
 		"2002:a00:1::", "2001:db8::1", "fec0::1", "64:ff9b::8.8.8.8",
-		"::ffff:0:10.0.0.1", "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+		"::ffff:0:10.0.0.1", "::ffff:0:8.8.8.8", "64:ff9b:1::808:808",
+		"2001:0:4136:e378:8000:63bf:3fff:fdd2",
 	};
 	for (size_t i = 0; i < sizeof(internal) / sizeof(internal[0]); i++)
 		if (cls(internal[i]) != SSRF_INTERNAL)
