@@ -1,5 +1,6 @@
 /* endpoint.c - one network_policies[*].endpoints[] entry: parsing and the
  * endpoint-level rules of policy.md §7, §8 and §13. */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,6 +283,23 @@ static void load_scalars(struct load_ctx *c, struct kv *f, struct policy_endpoin
 			      "read-only, read-write, full");
 }
 
+/* An IPv6 literal is kept in inet_ntop's form, the form request targets are
+ * compared in: "2001:0DB8:0::1" would otherwise load and never match. */
+static void canonicalize_ipv6(struct load_ctx *c, char **host)
+{
+	unsigned char a[16];
+	char text[INET6_ADDRSTRLEN];
+	if (inet_pton(AF_INET6, *host, a) != 1 || !inet_ntop(AF_INET6, a, text, sizeof text))
+		return;
+	char *canonical = strdup(text);
+	if (!canonical) {
+		note_oom(c);
+		return;
+	}
+	free(*host);
+	*host = canonical;
+}
+
 static void load_host(struct load_ctx *c, struct kv *f, struct policy_endpoint *ep)
 {
 	if (!f[EK_HOST].val || !get_string(c, f[EK_HOST].val, "host", &ep->host)) {
@@ -291,6 +309,7 @@ static void load_host(struct load_ctx *c, struct kv *f, struct policy_endpoint *
 	}
 	for (char *p = ep->host; *p; p++)
 		*p = (char)tolower((unsigned char)*p);
+	canonicalize_ipv6(c, &ep->host);
 	ep->host_is_wildcard = strchr(ep->host, '*') != NULL;
 	if (ep->host[0])
 		check_endpoint_host(c, f[EK_HOST].val, ep->host,

@@ -977,6 +977,22 @@ static const char decide_policy[] =
 	"      - { port: 7000, allowed_ips: [10.9.0.0/16] }\n"
 	"    binaries: [{path: /usr/bin/curl}]\n";
 
+static void test_ipv6_host_in_canonical_form(void **state)
+{
+	struct policy *p = load_ok("version: 1\n"
+				   "network_policies:\n"
+				   "  v6:\n"
+				   "    endpoints:\n"
+				   "      - { host: \"2001:0DB8:0:0::0:1\", port: 443 }\n");
+	struct policy_decision d;
+
+	(void)state;
+	assert_string_equal(p->rules[0].endpoints[0].host, "2001:db8::1");
+	policy_decide(p, "2001:db8::1", 443, NULL, false, &d);
+	assert_true(d.allowed);
+	policy_free(p);
+}
+
 static void test_decide(void **state)
 {
 	struct policy *p = load_ok(decide_policy);
@@ -1153,6 +1169,7 @@ int main(void)
 		cmocka_unit_test(test_value_and_endpoint_path_globs),
 		cmocka_unit_test(test_warnings),
 		cmocka_unit_test(test_cidr),
+		cmocka_unit_test(test_ipv6_host_in_canonical_form),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
