@@ -258,10 +258,13 @@ void sup_free_confinement(struct sup_ctx *ctx);
  * our controlling terminal and our group its foreground group.
  * set_foreground: tcsetpgrp() that cannot stop the caller (async-signal-safe,
  * used in the spawned child). reclaim: once the workload is gone, our group
- * is the foreground again (no-op unless ctx->terminal_lent). */
+ * is the foreground again (no-op unless ctx->terminal_lent).
+ * has_controlling_terminal: one every child left in our session can open as
+ * /dev/tty, whatever its stdio (true as well when that cannot be ruled out). */
 bool sup_terminal_is_foreground(void);
 int sup_terminal_set_foreground(pid_t pgrp);
 void sup_terminal_reclaim(struct sup_ctx *ctx);
+bool sup_has_controlling_terminal(void);
 
 /* modes.c */
 int sup_parse_listen(const char *s, char *ip, size_t iplen, uint16_t *port);

@@ -2,8 +2,11 @@
  * a shell's foreground job). The workload runs in its own process group, so
  * that group must be the terminal's foreground group while it runs: the
  * kernel stops a background group that reads the terminal (SIGTTIN). The
- * supervisor's group is the foreground again once the workload is gone. */
+ * supervisor's group is the foreground again once the workload is gone.
+ * Whether there is a controlling terminal at all decides the seccomp
+ * profile (confine.c). */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
@@ -68,4 +71,16 @@ void sup_terminal_reclaim(struct sup_ctx *ctx)
 	if (sup_terminal_set_foreground(getpgrp()) != 0)
 		sup_log(ctx, LOG_WARN, "taking the terminal back from the workload: %s",
 			strerror(errno));
+}
+
+/* Only ENXIO says "no controlling terminal"; any other failure (say, no
+ * /dev/tty node in the image) counts as one, which costs at most the "minimal"
+ * seccomp filter. O_NONBLOCK: opening a serial line may wait for carrier. */
+bool sup_has_controlling_terminal(void)
+{
+	int fd = open("/dev/tty", O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return errno != ENXIO;
+	close(fd); /* read-only, nothing written: no error to lose */
+	return true;
 }

@@ -128,3 +128,43 @@ def test_background_job_leaves_the_terminal_alone(world, pty_pair):
     r = h.wait(timeout=10)
     assert b"ran" in out, shown(out, r)
     assert b"JOB rc=0 foreground=shell" in out, shown(out, r)
+
+
+# ---- terminal injection through the controlling terminal alone ------------------------
+
+TIOCSTI_PROBE = r"""
+import errno, fcntl, os, termios
+fd = os.open("/dev/tty", os.O_RDWR)
+try:
+    fcntl.ioctl(fd, termios.TIOCSTI, b"x")
+    print("TIOCSTI allowed")
+except OSError as e:
+    print("TIOCSTI " + errno.errorcode.get(e.errno, str(e.errno)))
+"""
+
+
+def seccomp_profile(r):
+    """The seccomp profile named by the startup confinement event, or None."""
+    for line in r.audit_lines:
+        if isinstance(line.get("seccomp"), dict):
+            return line["seccomp"].get("profile")
+    return None
+
+
+def test_controlling_terminal_alone_gets_the_injection_filter(world, pty_pair):
+    """`nohup openshell-sandbox ... </dev/null >log 2>&1 &` from a root shell: no stdio is
+    a terminal, yet the agent, in the supervisor's session, opens its controlling terminal
+    as /dev/tty. With seccomp off, TIOCSTI there must still be denied (profile minimal)."""
+    _, _, slave_path = pty_pair
+    r = world.start_sandbox(POLICY, [PY, "-c", TIOCSTI_PROBE],
+                            terminal=slave_path).wait(timeout=20)
+    assert r.returncode == 0, str(r)
+    assert r.stdout.strip() == "TIOCSTI EPERM", str(r)
+    assert seccomp_profile(r) == "minimal", str(r)
+
+
+def test_no_terminal_at_all_keeps_seccomp_off(world):
+    """The control: no controlling terminal and no terminal on stdio, policy off."""
+    r = world.run_sandbox(POLICY, ["/bin/true"])
+    assert r.returncode == 0, str(r)
+    assert seccomp_profile(r) == "off", str(r)
