@@ -142,14 +142,22 @@ static void emit_config_event(struct sup_ctx *ctx)
 }
 
 /* With seccomp off, an agent that shares the supervisor's terminal could still
- * push keystrokes into it (TIOCSTI) that run after the sandbox exits. When any
- * of our standard streams is a terminal, the "minimal" filter (only the
- * terminal-injection ioctls) stands in for "off". */
+ * push keystrokes into it (TIOCSTI) that run after the sandbox exits. It
+ * shares it when any of our standard streams is a terminal, and also when they
+ * are all redirected (nohup ... </dev/null >log 2>&1 &) but we have a
+ * controlling terminal: the agent, in our session, opens /dev/tty. Then the
+ * "minimal" filter (only the terminal-injection ioctls) stands in for "off". */
+static bool shares_a_terminal(void)
+{
+	return isatty(STDIN_FILENO) || isatty(STDOUT_FILENO) || isatty(STDERR_FILENO) ||
+	       sup_has_controlling_terminal();
+}
+
 static const char *effective_seccomp_profile(const struct sup_ctx *ctx)
 {
 	const char *profile = ctx->policy->seccomp_profile;
 	bool off = !profile || strcmp(profile, "off") == 0;
-	if (off && (isatty(STDIN_FILENO) || isatty(STDOUT_FILENO) || isatty(STDERR_FILENO)))
+	if (off && shares_a_terminal())
 		return "minimal";
 	return profile;
 }

@@ -204,6 +204,7 @@ static void on_sigchld(uv_signal_t *h, int signum)
 		if (pid != ctx->workload_pid || ctx->workload_exited)
 			continue; /* an adopted orphan: reaped, nothing else to do */
 		ctx->workload_exited = true;
+		sup_terminal_reclaim(ctx); /* before our own lines go to it */
 		ctx->exit_code = ctx->timed_out ? 124 : sup_exit_code_from_status(status);
 		sup_log(ctx, LOG_INFO, "workload %d exited; exit code %d", (int)pid, ctx->exit_code);
 	}
@@ -370,10 +371,15 @@ static int start_proxy(struct sup_ctx *ctx)
 
 static int spawn_workload(struct sup_ctx *ctx)
 {
-	struct sandboxed_child child = { .argv = ctx->opt.argv, .inherited = environ };
+	/* An interactive workload (bash -l) on the terminal we own in the
+	 * foreground gets it for as long as it runs. */
+	ctx->terminal_lent = sup_terminal_is_foreground();
+	struct sandboxed_child child = { .argv = ctx->opt.argv, .inherited = environ,
+					 .take_terminal = ctx->terminal_lent };
 	char err[512] = "";
 	ctx->workload_pid = sup_spawn_sandboxed(ctx, &child, err, sizeof err);
 	if (ctx->workload_pid < 0) {
+		sup_terminal_reclaim(ctx);
 		sup_log(ctx, LOG_ERROR, "starting the workload failed: %s", err);
 		return -1;
 	}
@@ -525,6 +531,7 @@ static void teardown(struct sup_ctx *ctx)
 	sup_remove_ready(ctx);
 	sup_ssh_stop(ctx);
 	sup_kill_all_children(); /* and every process below us, wherever it is */
+	sup_terminal_reclaim(ctx); /* if a job of the workload still held it */
 	free_run_state(ctx);
 	release_namespace(ctx);
 	if (ctx->audit_owned)
@@ -548,10 +555,11 @@ int main(int argc, char **argv)
 		return rc < 0 ? 0 : rc;
 	}
 	ctx.exit_code = 1;
-	/* A peer resetting a socket mid-write must not kill the supervisor;
-	 * children get default dispositions back in sup_spawn(). */
-	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
-		perror("openshell-sandbox: ignoring SIGPIPE");
+	/* A peer resetting a socket mid-write must not kill the supervisor, nor
+	 * may a log line written while the workload owns the terminal (stty
+	 * tostop) stop it; children get default dispositions back in sup_spawn(). */
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR || signal(SIGTTOU, SIG_IGN) == SIG_ERR) {
+		perror("openshell-sandbox: ignoring SIGPIPE and SIGTTOU");
 		sup_options_free(&ctx.opt);
 		return 1;
 	}

@@ -121,6 +121,7 @@ pid_t sup_spawn_sandboxed(struct sup_ctx *ctx, const struct sandboxed_child *c, 
 			.id = &ctx->id, .ns = ctx->have_ns ? &ctx->ns : NULL,
 			.new_process_group = true, .new_session = c->new_session,
 			.stdio = c->stdio, .controlling_tty = c->controlling_tty,
+			.take_terminal = c->take_terminal,
 			.landlock = ctx->landlock, .seccomp = ctx->seccomp,
 			.binds = binds, .n_binds = n_binds,
 		};

@@ -98,6 +98,10 @@ static __attribute__((noreturn)) void run_child(const struct spawn_request *req,
 	} else if (req->new_process_group && setpgid(0, 0) != 0) {
 		child_fail_errno(errfd, "setpgid", errno);
 	}
+	/* Here, not in the parent: the group must own the terminal before exec,
+	 * or a workload that reads at once is stopped (SIGTTIN) first. */
+	if (req->take_terminal && sup_terminal_set_foreground(getpgrp()) != 0)
+		child_fail_errno(errfd, "making the workload the terminal's foreground", errno);
 	if (req->stdio)
 		setup_stdio(req->stdio, errfd);
 	if (req->controlling_tty && ioctl(STDIN_FILENO, TIOCSCTTY, 0) != 0)

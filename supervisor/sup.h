@@ -142,6 +142,7 @@ struct sup_ctx {
 
 	pid_t workload_pid;
 	bool workload_exited;
+	bool terminal_lent;          /* the workload's group was made the terminal's foreground */
 	bool timed_out;
 	int exit_code;
 
@@ -232,6 +233,7 @@ struct spawn_request {
 	const int *stdio;             /* NULL: inherit; else dup2'ed onto 0, 1, 2 */
 	bool new_session;             /* setsid(): pid = pgid = sid */
 	bool controlling_tty;         /* stdin is a pty slave: make it the ctty */
+	bool take_terminal;           /* new group: foreground of the terminal on stdin */
 };
 
 /* Fork and exec; returns the pid, or -1 with why in err (the child's own
@@ -256,6 +258,18 @@ void sup_upstream_free(struct sup_ctx *ctx);
 int sup_prepare_confinement(struct sup_ctx *ctx);
 void sup_free_confinement(struct sup_ctx *ctx);
 
+/* terminal.c: the terminal on the supervisor's stdin. is_foreground: it is
+ * our controlling terminal and our group its foreground group.
+ * set_foreground: tcsetpgrp() that cannot stop the caller (async-signal-safe,
+ * used in the spawned child). reclaim: once the workload is gone, our group
+ * is the foreground again (no-op unless ctx->terminal_lent).
+ * has_controlling_terminal: one every child left in our session can open as
+ * /dev/tty, whatever its stdio (true as well when that cannot be ruled out). */
+bool sup_terminal_is_foreground(void);
+int sup_terminal_set_foreground(pid_t pgrp);
+void sup_terminal_reclaim(struct sup_ctx *ctx);
+bool sup_has_controlling_terminal(void);
+
 /* modes.c */
 int sup_parse_listen(const char *s, char *ip, size_t iplen, uint16_t *port);
 int sup_check_proxy_url(const char *url, char *err, size_t errlen);
@@ -277,6 +291,7 @@ struct sandboxed_child {
 	const int *stdio;            /* NULL: inherit the supervisor's */
 	bool new_session;            /* setsid (SSH sessions), else own process group */
 	bool controlling_tty;
+	bool take_terminal;          /* the workload on the supervisor's terminal */
 };
 pid_t sup_spawn_sandboxed(struct sup_ctx *ctx, const struct sandboxed_child *c, char *err,
 			  size_t errlen);

@@ -19,6 +19,7 @@ See tests/README.md for the fixture API; scripts/demo.py reuses this module.
 
 import atexit
 import ctypes
+import fcntl
 import json
 import os
 import secrets
@@ -26,6 +27,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import termios
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,6 +189,19 @@ def _set_pdeathsig():
     # Runs in the child before exec: die with the test process, never outlive it.
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
+def _supervisor_setup(terminal):
+    """preexec_fn of a supervisor run, which Popen starts in a session of its own: it dies
+    with the test and has `terminal` (a pty slave path) as its controlling terminal, or
+    none at all (as in a container started without -t), whatever terminal the tests run on."""
+    def setup():
+        _set_pdeathsig()
+        if terminal is not None:
+            fd = os.open(terminal, os.O_RDWR | os.O_NOCTTY)
+            fcntl.ioctl(fd, termios.TIOCSCTTY, 0)
+            os.close(fd)
+    return setup
 
 
 def _pid_alive(pid):
@@ -641,10 +656,13 @@ class World:
         return d
 
     def start_sandbox(self, policy_yaml, argv, extra_args=(), env=None, audit=True,
-                      policy_path=None, netns=None):
+                      policy_path=None, netns=None, terminal=None, terminal_stdio=False,
+                      wrapper=()):
         """Start the supervisor in the background. policy_yaml None: no --policy-data
         (unless policy_path names an existing file to pass as is). netns: a namespace
-        path to run in instead of the container's (sidecar tests)."""
+        path to run in instead of the container's (sidecar tests). terminal: a pty slave
+        path, the controlling terminal of the run (and its stdio with terminal_stdio).
+        wrapper: argv in the container that runs the supervisor's argv appended to it."""
         self.require_binary()
         d = self.new_run_dir()
         sup_args = []
@@ -656,21 +674,28 @@ class World:
         if audit:
             sup_args += ["--audit-log", str(d / "audit.jsonl")]
         sup_args += list(map(str, extra_args))
-        full = self.container_argv([self.sandbox_bin, *sup_args, "--", *argv], netns)
+        full = self.container_argv([*wrapper, self.sandbox_bin, *sup_args, "--", *argv],
+                                   netns)
         marker = "%s-%03d" % (self.id, self.runs_started)
         # The sandbox CA files go into the run dir, never the machine's /etc.
         env = {"OPENSHELL_PROXY_TLS_DIR": str(d / "tls"), **(env or {})}
         (d / "argv.json").write_text(json.dumps(full))
         out = open(d / "stdout", "wb")
         err = open(d / "stderr", "wb")
+        stdio = (subprocess.DEVNULL, out, err)
         t0 = time.monotonic()
         try:
-            proc = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+            if terminal is not None and terminal_stdio:
+                stdio = (os.open(terminal, os.O_RDWR | os.O_NOCTTY),) * 3
+            proc = subprocess.Popen(full, stdin=stdio[0], stdout=stdio[1], stderr=stdio[2],
                                     env=self.base_env(env, marker), cwd=str(d),
-                                    preexec_fn=_set_pdeathsig)
+                                    start_new_session=True,
+                                    preexec_fn=_supervisor_setup(terminal))
         finally:
             out.close()
             err.close()
+            if stdio[0] != subprocess.DEVNULL:
+                os.close(stdio[0])
         h = SandboxHandle(self, proc, full, d, marker, t0)
         self._handles.append(h)
         return h
