@@ -410,11 +410,27 @@ static bool admit_request(struct hr_session *s, const struct http_head *h, const
 	return false;
 }
 
+/* A method is never cut to fit: policy and audit would judge another
+ * method than the one sent upstream. */
+static void refuse_long_method(struct hr_session *s)
+{
+	char detail[128];
+	snprintf(detail, sizeof(detail), "request method longer than %u bytes",
+		 POLICY_L7_MAX_METHOD_BYTES);
+	hr_log(s, PROXY_LOG_INFO, "%s", detail);
+	hr_audit_request(s, false, "-", "", detail, "denied");
+	answer_error(s, 400, "invalid_method", detail);
+}
+
 void hr_handle_request(struct hr_session *s, const struct http_head *h)
 {
+	s->n_requests++;
+	if (h->method.len > POLICY_L7_MAX_METHOD_BYTES) {
+		refuse_long_method(s);
+		return;
+	}
 	char method[POLICY_L7_MAX_METHOD_BYTES + 1];
 	copy_slice(method, sizeof(method), h->method);
-	s->n_requests++;
 	struct http_slice auth, tgt;
 	if (!origin_form(h->target, &auth, &tgt)) {
 		answer_error(s, 400, "invalid_request_target",

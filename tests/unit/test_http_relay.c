@@ -835,6 +835,69 @@ static void test_reload_closes_upgraded_tunnel_it_no_longer_allows(void **state)
 	pthread_mutex_unlock(&w->mu);
 }
 
+/* Swap in a policy whose one L7 endpoint is w->up with these extra keys
+ * (flow-mapping text); returns it for restore_policy(). */
+static struct policy *use_up_policy(struct world *w, const char *keys)
+{
+	char yaml[1024];
+	snprintf(yaml, sizeof(yaml),
+		 "version: 1\nnetwork_policies:\n  l7:\n    endpoints:\n"
+		 "      - { host: 127.0.0.1, port: %u, protocol: rest, enforcement: enforce, %s }\n",
+		 (unsigned)w->up.port, keys);
+	struct policy *p = tu_policy_load(yaml);
+	set_policy(w, p);
+	return p;
+}
+
+static void restore_policy(struct world *w, struct policy *p)
+{
+	set_policy(w, w->policy);
+	policy_free(p);
+}
+
+static bool up_saw(struct world *w, const char *needle)
+{
+	pthread_mutex_lock(&w->up.mu);
+	bool seen = strstr(w->up.seen, needle) != NULL;
+	pthread_mutex_unlock(&w->up.mu);
+	return seen;
+}
+
+/* A method longer than the policy's limit is refused whole, not cut to
+ * fit: even where every method is allowed, nothing goes upstream. The
+ * longest allowed one still passes. (The sniffer knows only the usual
+ * methods: such requests follow one on a keep-alive tunnel.) */
+static void test_long_method_refused(void **state)
+{
+	struct world *w = *state;
+	struct policy *p = use_up_policy(w, "access: full");
+	use_handler(w, h_keepalive);
+	pthread_mutex_lock(&w->mu);
+	w->audit_len = 0; /* earlier tests may have filled it */
+	w->audit[0] = '\0';
+	pthread_mutex_unlock(&w->mu);
+	char host[64], req[1024], buf[4096], fits[64], longer[64];
+	host_line(w, host, sizeof(host));
+	memset(fits, 'M', POLICY_L7_MAX_METHOD_BYTES);
+	fits[POLICY_L7_MAX_METHOD_BYTES] = '\0';
+	memset(longer, 'M', POLICY_L7_MAX_METHOD_BYTES + 8);
+	longer[POLICY_L7_MAX_METHOD_BYTES + 8] = '\0';
+	snprintf(req, sizeof(req), "GET /first HTTP/1.1\r\n%s\r\n%s /fits HTTP/1.1\r\n%s\r\n"
+		 "%s /long HTTP/1.1\r\n%s\r\n", host, fits, host, longer, host);
+	int fd = tunnel(w, w->up.port);
+	send_str(fd, req);
+	read_to_eof(fd, buf, sizeof(buf));
+	close(fd);
+	restore_policy(w, p);
+	assert_non_null(strstr(buf, "ok /fits"));
+	assert_non_null(strstr(buf, "HTTP/1.1 400"));
+	assert_non_null(strstr(buf, "\"invalid_method\""));
+	assert_false(up_saw(w, "/long"));
+	pthread_mutex_lock(&w->mu);
+	assert_non_null(strstr(w->audit, "request method longer than"));
+	pthread_mutex_unlock(&w->mu);
+}
+
 /* Pipelined requests we answer ourselves (denials) while the client never
  * reads: the relay must stop taking requests once its queue towards the
  * client is full, not buffer an answer for every request it is sent. */
@@ -932,6 +995,7 @@ int main(void)
 		cmocka_unit_test(test_reload_closes_upgraded_tunnel_it_no_longer_allows),
 		cmocka_unit_test(test_unread_denials_do_not_grow_the_queue),
 		cmocka_unit_test(test_many_pipelined_denials),
+		cmocka_unit_test(test_long_method_refused),
 	};
 	int rc = cmocka_run_group_tests(pure, NULL, NULL);
 	return rc | cmocka_run_group_tests(loop, setup, teardown);
