@@ -69,11 +69,22 @@ void hr_answer(struct hr_session *s, char *resp, size_t len, bool keep)
 		hr_finish(s);
 }
 
+/* Our answer to the current request: to a HEAD, the head alone (its
+ * Content-Length may stay the body's, RFC 9110 9.3.2), or a keep-alive
+ * client would read the body as the next response. */
+static void answer_request(struct hr_session *s, char *resp, size_t len, bool keep)
+{
+	const char *end = resp != NULL && s->req_is_head ? memmem(resp, len, "\r\n\r\n", 4) : NULL;
+	if (end != NULL)
+		len = (size_t)(end - resp) + 4;
+	hr_answer(s, resp, len, keep);
+}
+
 static void answer_error(struct hr_session *s, int status, const char *error, const char *detail)
 {
 	size_t len = 0;
 	char *resp = response_json_error(status, error, detail, &len);
-	hr_answer(s, resp, len, false);
+	answer_request(s, resp, len, false);
 }
 
 /* The origin-form part of the request-target (absolute-form: after the
@@ -260,7 +271,7 @@ static void deny_request(struct hr_session *s, const struct http_head *h, const 
 	};
 	size_t len = 0;
 	char *resp = response_l7_denied(&d, !keep, &len);
-	hr_answer(s, resp, len, keep);
+	answer_request(s, resp, len, keep);
 }
 
 /* After the head: where does this request's body end? */
@@ -425,6 +436,7 @@ static void refuse_long_method(struct hr_session *s)
 void hr_handle_request(struct hr_session *s, const struct http_head *h)
 {
 	s->n_requests++;
+	s->req_is_head = h->method.len == 4 && memcmp(h->method.p, "HEAD", 4) == 0;
 	if (h->method.len > POLICY_L7_MAX_METHOD_BYTES) {
 		refuse_long_method(s);
 		return;
@@ -455,7 +467,6 @@ void hr_handle_request(struct hr_session *s, const struct http_head *h)
 		hr_audit_request(s, true, method, t.path, NULL, "allowed");
 	}
 	const struct http_header *conn = http_head_find(h, "connection");
-	s->req_is_head = h->method.len == 4 && memcmp(h->method.p, "HEAD", 4) == 0;
 	s->req_upgrade = requested_upgrade(h);
 	s->req_close = (conn != NULL && http_list_has_token(conn->value, "close")) ||
 		       (h->minor_version == 0 &&

@@ -863,6 +863,31 @@ static bool up_saw(struct world *w, const char *needle)
 	return seen;
 }
 
+/* A denied HEAD on a keep-alive tunnel: the 403's head, no body, so the
+ * next response is read where the client expects it. */
+static void test_denied_head_has_no_body(void **state)
+{
+	struct world *w = *state;
+	struct policy *p = use_up_policy(w, "rules: [ { allow: { method: GET, path: \"/ok/**\" } } ]");
+	use_handler(w, h_keepalive);
+	char host[64], req[512], buf[4096];
+	host_line(w, host, sizeof(host));
+	snprintf(req, sizeof(req), "HEAD /h HTTP/1.1\r\n%s\r\nGET /ok/after HTTP/1.1\r\n%s\r\n",
+		 host, host);
+	int fd = tunnel(w, w->up.port);
+	send_str(fd, req);
+	read_until(fd, buf, sizeof(buf), "ok /ok/after");
+	close(fd);
+	restore_policy(w, p);
+	assert_true(strncmp(buf, "HTTP/1.1 403 Forbidden\r\n", 24) == 0);
+	assert_null(strstr(buf, "policy_denied"));
+	const char *next = strstr(buf, "\r\n\r\n");
+	assert_non_null(next);
+	assert_true(strncmp(next + 4, "HTTP/1.1 200 OK\r\n", 17) == 0);
+	assert_non_null(strstr(buf, "ok /ok/after"));
+	assert_false(up_saw(w, "HEAD"));
+}
+
 /* A method longer than the policy's limit is refused whole, not cut to
  * fit: even where every method is allowed, nothing goes upstream. The
  * longest allowed one still passes. (The sniffer knows only the usual
@@ -995,6 +1020,7 @@ int main(void)
 		cmocka_unit_test(test_reload_closes_upgraded_tunnel_it_no_longer_allows),
 		cmocka_unit_test(test_unread_denials_do_not_grow_the_queue),
 		cmocka_unit_test(test_many_pipelined_denials),
+		cmocka_unit_test(test_denied_head_has_no_body),
 		cmocka_unit_test(test_long_method_refused),
 	};
 	int rc = cmocka_run_group_tests(pure, NULL, NULL);
