@@ -171,18 +171,35 @@ static int resolve_header(const struct cred_store *cs, const char *host,
 				   HR_CRED_BUF_BYTES, n);
 }
 
+static void refuse_placeholder(struct hr_session *s, const char *method, const char *path,
+			       const char *error, const char *why)
+{
+	char detail[300];
+	snprintf(detail, sizeof(detail), "%s %s: credential placeholder refused: %s", method, path,
+		 why);
+	hr_log(s, PROXY_LOG_WARN, "%s", detail);
+	hr_audit_request(s, false, method, path, detail, "denied");
+	answer_error(s, 403, error, detail);
+}
+
 /* Refuse a request whose placeholders cannot be resolved here. */
 static void refuse_credentials(struct hr_session *s, const char *method, const char *path,
 			       int r)
 {
-	char detail[300];
-	snprintf(detail, sizeof(detail), "%s %s: credential placeholder refused: %s", method, path,
-		 cred_result_str(r));
-	hr_log(s, PROXY_LOG_WARN, "%s", detail);
-	hr_audit_request(s, false, method, path, detail, "denied");
-	answer_error(s, 403,
-		     r == CRED_OUT_OF_SCOPE ? "credential_endpoint_mismatch" : "credential_unavailable",
-		     detail);
+	refuse_placeholder(s, method, path,
+			   r == CRED_OUT_OF_SCOPE ? "credential_endpoint_mismatch"
+						  : "credential_unavailable",
+			   cred_result_str(r));
+}
+
+static bool has_placeholder(const struct http_head *h, const char *target)
+{
+	if (cred_contains_placeholder(target, strlen(target)))
+		return true;
+	for (size_t i = 0; i < h->n_headers; i++)
+		if (cred_contains_placeholder(h->headers[i].value.p, h->headers[i].value.len))
+			return true;
+	return false;
 }
 
 /* Build and send the upstream head: request line with the canonical
@@ -191,6 +208,14 @@ static void refuse_credentials(struct hr_session *s, const char *method, const c
 static bool send_request_head(struct hr_session *s, const struct http_head *h,
 			      const char *method, const char *target, const char *log_path)
 {
+	if (s->side[UP].ssl == NULL && has_placeholder(h, target)) {
+		/* A plaintext upstream (HTTP in the tunnel, a captured plain-HTTP
+		 * flow, the tool broker) would carry the secret in cleartext. */
+		refuse_placeholder(s, method, log_path, "credential_unavailable",
+				   "placeholders are only resolved in requests sent upstream over "
+				   "TLS (HTTPS)");
+		return false;
+	}
 	const struct cred_store *cs = s->px->creds;
 	struct strbuf o = { 0 };
 	char *tmp = NULL;
