@@ -121,9 +121,8 @@ static bool origin_form(struct http_slice t, struct http_slice *auth, struct htt
 
 static bool requested_upgrade(const struct http_head *h)
 {
-	const struct http_header *conn = http_head_find(h, "connection");
-	return http_head_find(h, "upgrade") != NULL && conn != NULL &&
-	       http_list_has_token(conn->value, "upgrade");
+	return http_head_find(h, "upgrade") != NULL &&
+	       http_head_has_token(h, "connection", "upgrade");
 }
 
 #define HR_CRED_BUF_BYTES (4u * CRED_MAX_VALUE_BYTES + 1024u)
@@ -398,11 +397,28 @@ static bool canonical_target(struct hr_session *s, const char *method, struct ht
 static bool keep_after_answer(const struct http_head *h)
 {
 	const struct http_header *expect = http_head_find(h, "expect");
-	const struct http_header *conn = http_head_find(h, "connection");
 	if (expect != NULL && (h->chunked || h->content_length > 0))
 		return false;
-	return h->minor_version == 1 &&
-	       !(conn != NULL && http_list_has_token(conn->value, "close"));
+	return h->minor_version == 1 && !http_head_has_token(h, "connection", "close");
+}
+
+/* Does any Upgrade line offer h2c? A protocol is compared by its name (the
+ * token before any "/version" or stray byte), case-insensitively. */
+static bool offers_h2c(const struct http_head *h)
+{
+	for (size_t i = 0; i < h->n_headers; i++) {
+		if (!http_slice_eq_nocase(h->headers[i].name, "upgrade"))
+			continue;
+		struct http_slice rest = h->headers[i].value, proto;
+		while (http_list_next(&rest, &proto)) {
+			size_t n = 0;
+			while (n < proto.len && http_is_tchar((unsigned char)proto.p[n]))
+				n++;
+			if (http_slice_eq_nocase((struct http_slice){ proto.p, n }, "h2c"))
+				return true;
+		}
+	}
+	return false;
 }
 
 /* L7 rules: true when the request may go upstream (allowed, or audit mode);
@@ -411,11 +427,10 @@ static bool admit_request(struct hr_session *s, const struct http_head *h, const
 			  const struct req_target *t)
 {
 	bool keep = keep_after_answer(h);
-	const struct http_header *upg = http_head_find(h, "upgrade");
 	const char *why = NULL;
 	struct policy_l7_result r;
 	memset(&r, 0, sizeof(r));
-	if (upg != NULL && http_list_has_token(upg->value, "h2c")) {
+	if (offers_h2c(h)) {
 		why = "HTTP/2 cleartext upgrade (h2c) is not supported on L7 endpoints";
 		keep = false;
 	} else if (s->px->policy == NULL) {
@@ -491,11 +506,10 @@ void hr_handle_request(struct hr_session *s, const struct http_head *h)
 	} else {
 		hr_audit_request(s, true, method, t.path, NULL, "allowed");
 	}
-	const struct http_header *conn = http_head_find(h, "connection");
 	s->req_upgrade = requested_upgrade(h);
-	s->req_close = (conn != NULL && http_list_has_token(conn->value, "close")) ||
+	s->req_close = http_head_has_token(h, "connection", "close") ||
 		       (h->minor_version == 0 &&
-			(conn == NULL || !http_list_has_token(conn->value, "keep-alive")));
+			!http_head_has_token(h, "connection", "keep-alive"));
 	if (!send_request_head(s, h, method, t.target, t.path))
 		goto out;
 	hr_consume(&s->side[CL], h->head_len);

@@ -863,6 +863,78 @@ static bool up_saw(struct world *w, const char *needle)
 	return seen;
 }
 
+static void upgrade_request(struct world *w, char *req, size_t cap, const char *extra)
+{
+	char host[64];
+	host_line(w, host, sizeof(host));
+	snprintf(req, cap, "GET /ws HTTP/1.1\r\n%s%sSec-WebSocket-Key: RylUQAh3p5cysfOlexgubw==\r\n"
+		 "Sec-WebSocket-Version: 13\r\n\r\n", host, extra);
+}
+
+/* h2c is refused whichever Upgrade line or list element offers it. */
+static void test_h2c_in_any_upgrade_line_refused(void **state)
+{
+	struct world *w = *state;
+	use_handler(w, h_keepalive);
+	const char *offers[] = {
+		"Upgrade: websocket\r\nUpgrade: h2c\r\n",
+		"Upgrade: websocket\r\nupgrade: foo, H2C\r\n",
+		"Upgrade: foo ,h2c/1\r\n",
+	};
+	for (size_t i = 0; i < sizeof(offers) / sizeof(offers[0]); i++) {
+		char extra[128], req[1024], buf[4096];
+		snprintf(extra, sizeof(extra), "Connection: Upgrade\r\n%s", offers[i]);
+		upgrade_request(w, req, sizeof(req), extra);
+		int fd = tunnel(w, w->up.port);
+		send_str(fd, req);
+		read_to_eof(fd, buf, sizeof(buf));
+		close(fd);
+		assert_non_null(strstr(buf, "HTTP/1.1 403"));
+		assert_non_null(strstr(buf, "h2c"));
+		assert_false(up_saw(w, "/ws"));
+	}
+}
+
+/* Connection and Upgrade are lists over all their lines: `upgrade` on a
+ * second Connection line still asks for the upgrade (the WebSocket works),
+ * `close` on a second line still ends the tunnel after the response. */
+static void test_connection_tokens_from_every_line(void **state)
+{
+	struct world *w = *state;
+	use_handler(w, h_upgrade);
+	char req[1024], buf[4096], host[64];
+	upgrade_request(w, req, sizeof(req),
+			"Connection: keep-alive\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
+	int fd = tunnel(w, w->up.port);
+	send_str(fd, req);
+	read_until(fd, buf, sizeof(buf), "\x81\x05hello");
+	assert_non_null(strstr(buf, "HTTP/1.1 101"));
+	assert_true(raw_echoes(fd));
+	close(fd);
+
+	use_handler(w, h_keepalive);
+	host_line(w, host, sizeof(host));
+	snprintf(req, sizeof(req), "GET /one HTTP/1.1\r\n%sConnection: keep-alive\r\n"
+		 "Connection: close\r\n\r\nGET /two HTTP/1.1\r\n%s\r\n", host, host);
+	fd = tunnel(w, w->up.port);
+	send_str(fd, req);
+	read_to_eof(fd, buf, sizeof(buf));
+	close(fd);
+	assert_non_null(strstr(buf, "ok /one"));
+	assert_null(strstr(buf, "ok /two"));
+	assert_false(up_saw(w, "/two"));
+	/* the same for a request we deny: the 403 says close, and does */
+	snprintf(req, sizeof(req), "DELETE /d HTTP/1.1\r\n%sConnection: keep-alive\r\n"
+		 "Connection: close\r\n\r\nGET /three HTTP/1.1\r\n%s\r\n", host, host);
+	fd = tunnel(w, w->up.port);
+	send_str(fd, req);
+	read_to_eof(fd, buf, sizeof(buf));
+	close(fd);
+	assert_non_null(strstr(buf, "HTTP/1.1 403"));
+	assert_non_null(strstr(buf, "Connection: close\r\n"));
+	assert_null(strstr(buf, "ok /three"));
+}
+
 /* A denied HEAD on a keep-alive tunnel: the 403's head, no body, so the
  * next response is read where the client expects it. */
 static void test_denied_head_has_no_body(void **state)
@@ -1020,6 +1092,8 @@ int main(void)
 		cmocka_unit_test(test_reload_closes_upgraded_tunnel_it_no_longer_allows),
 		cmocka_unit_test(test_unread_denials_do_not_grow_the_queue),
 		cmocka_unit_test(test_many_pipelined_denials),
+		cmocka_unit_test(test_h2c_in_any_upgrade_line_refused),
+		cmocka_unit_test(test_connection_tokens_from_every_line),
 		cmocka_unit_test(test_denied_head_has_no_body),
 		cmocka_unit_test(test_long_method_refused),
 	};
