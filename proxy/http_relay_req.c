@@ -119,10 +119,31 @@ static bool origin_form(struct http_slice t, struct http_slice *auth, struct htt
 	return true;
 }
 
-static bool requested_upgrade(const struct http_head *h)
+/* Does the request ask for an upgrade? Its protocols (every Upgrade line)
+ * are kept for checking the 101. A list too long to keep does not count as
+ * asking: a 101 to it closes the tunnel. */
+static bool note_upgrade(struct hr_session *s, const struct http_head *h)
 {
-	return http_head_find(h, "upgrade") != NULL &&
-	       http_head_has_token(h, "connection", "upgrade");
+	s->req_upgrade_len = 0;
+	if (!http_head_has_token(h, "connection", "upgrade"))
+		return false;
+	bool found = false;
+	for (size_t i = 0; i < h->n_headers; i++) {
+		const struct http_header *hd = &h->headers[i];
+		if (!http_slice_eq_nocase(hd->name, "upgrade"))
+			continue;
+		size_t sep = s->req_upgrade_len > 0 ? 1 : 0;
+		if (hd->value.len + sep > sizeof(s->req_upgrade_protos) - s->req_upgrade_len) {
+			s->req_upgrade_len = 0;
+			return false;
+		}
+		if (sep)
+			s->req_upgrade_protos[s->req_upgrade_len++] = ',';
+		memcpy(s->req_upgrade_protos + s->req_upgrade_len, hd->value.p, hd->value.len);
+		s->req_upgrade_len += hd->value.len;
+		found = true;
+	}
+	return found;
 }
 
 #define HR_CRED_BUF_BYTES (4u * CRED_MAX_VALUE_BYTES + 1024u)
@@ -506,7 +527,7 @@ void hr_handle_request(struct hr_session *s, const struct http_head *h)
 	} else {
 		hr_audit_request(s, true, method, t.path, NULL, "allowed");
 	}
-	s->req_upgrade = requested_upgrade(h);
+	s->req_upgrade = note_upgrade(s, h);
 	s->req_close = http_head_has_token(h, "connection", "close") ||
 		       (h->minor_version == 0 &&
 			!http_head_has_token(h, "connection", "keep-alive"));

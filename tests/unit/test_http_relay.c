@@ -56,6 +56,14 @@ static void test_response_parser(void **state)
 			       "Connection: Upgrade\r\n\r\n\x81\x05hello", &h), HTTP_RESP_OK);
 	assert_int_equal(h.status, 101);
 	assert_true(h.has_upgrade);
+	assert_int_equal(h.n_upgrade, 1);
+	assert_int_equal(h.upgrade.len, 9);
+	assert_memory_equal(h.upgrade.p, "websocket", 9);
+	assert_int_equal(parse("HTTP/1.1 101 x\r\nUpgrade: a\r\nUpgrade:  b \r\n\r\n", &h),
+			 HTTP_RESP_OK);
+	assert_int_equal(h.n_upgrade, 2);
+	assert_int_equal(h.upgrade.len, 1);
+	assert_memory_equal(h.upgrade.p, "a", 1);
 	assert_int_equal(parse("HTTP/1.0 204\r\nConnection: close\r\n\r\n", &h), HTTP_RESP_OK);
 	assert_true(h.conn_close);
 	assert_int_equal(h.minor_version, 0);
@@ -225,6 +233,25 @@ static void h_unsolicited_101(struct up *u, int fd)
 	char buf[8192];
 	if (up_read_request(u, fd, buf, sizeof(buf)) > 0)
 		send_str(fd, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\nrawbytes");
+	sleep(1);
+}
+
+/* A 101 to the client's upgrade request, without an Upgrade field. */
+static void h_101_bare(struct up *u, int fd)
+{
+	char buf[8192];
+	if (up_read_request(u, fd, buf, sizeof(buf)) > 0)
+		send_str(fd, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\nrawbytes");
+	sleep(1);
+}
+
+/* A 101 to a protocol the client did not ask for. */
+static void h_101_other(struct up *u, int fd)
+{
+	char buf[8192];
+	if (up_read_request(u, fd, buf, sizeof(buf)) > 0)
+		send_str(fd, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket, h2c\r\n"
+			     "Connection: Upgrade\r\n\r\nrawbytes");
 	sleep(1);
 }
 
@@ -895,6 +922,26 @@ static void test_h2c_in_any_upgrade_line_refused(void **state)
 	}
 }
 
+/* A 101 switches to raw bytes only when its Upgrade names what the client
+ * asked for: without one, or naming another protocol, the tunnel closes
+ * and nothing of the 101 reaches the client. */
+static void test_101_must_name_a_requested_protocol(void **state)
+{
+	struct world *w = *state;
+	up_handler bad[] = { h_101_bare, h_101_other };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		use_handler(w, bad[i]);
+		char req[1024], buf[4096];
+		upgrade_request(w, req, sizeof(req), "Upgrade: websocket\r\nConnection: Upgrade\r\n");
+		int fd = tunnel(w, w->up.port);
+		send_str(fd, req);
+		read_to_eof(fd, buf, sizeof(buf));
+		close(fd);
+		assert_null(strstr(buf, "101"));
+		assert_null(strstr(buf, "rawbytes"));
+	}
+}
+
 /* Connection and Upgrade are lists over all their lines: `upgrade` on a
  * second Connection line still asks for the upgrade (the WebSocket works),
  * `close` on a second line still ends the tunnel after the response. */
@@ -1093,6 +1140,7 @@ int main(void)
 		cmocka_unit_test(test_unread_denials_do_not_grow_the_queue),
 		cmocka_unit_test(test_many_pipelined_denials),
 		cmocka_unit_test(test_h2c_in_any_upgrade_line_refused),
+		cmocka_unit_test(test_101_must_name_a_requested_protocol),
 		cmocka_unit_test(test_connection_tokens_from_every_line),
 		cmocka_unit_test(test_denied_head_has_no_body),
 		cmocka_unit_test(test_long_method_refused),
