@@ -80,7 +80,7 @@ struct conn {
 	bool is_connect;
 	bool transparent;            /* captured flow: conn_accepted_transparent() */
 	bool transparent_http;       /* ... that is plain HTTP (refusals get a response) */
-	char method[32];             /* for messages; truncated if longer */
+	char method[POLICY_L7_MAX_METHOD_BYTES + 1]; /* longer ones are refused */
 	bool intercept;              /* tunnel handed to the HTTP relay (http_relay.c) */
 	bool l7;                     /* ... whose endpoint has L7 rules */
 	bool allow_encoded_slash;
@@ -1684,11 +1684,15 @@ static void decide(struct conn *c)
 
 /* ---- request head ---- */
 
-static void copy_method(struct conn *c, struct http_slice m)
+/* False when the method is too long: never cut, or policy and audit would
+ * judge another method than the one sent upstream. */
+static bool copy_method(struct conn *c, struct http_slice m)
 {
-	size_t n = m.len < sizeof(c->method) - 1 ? m.len : sizeof(c->method) - 1;
-	memcpy(c->method, m.p, n);
-	c->method[n] = '\0';
+	if (m.len >= sizeof(c->method))
+		return false;
+	memcpy(c->method, m.p, m.len);
+	c->method[m.len] = '\0';
+	return true;
 }
 
 static bool prepare_forward(struct conn *c, const struct http_head *h)
@@ -1739,7 +1743,15 @@ static bool prepare_forward(struct conn *c, const struct http_head *h)
 
 static void process_head(struct conn *c, const struct http_head *h)
 {
-	copy_method(c, h->method);
+	if (!copy_method(c, h->method)) {
+		char detail[64];
+		snprintf(detail, sizeof(detail), "request method longer than %u bytes",
+			 POLICY_L7_MAX_METHOD_BYTES);
+		px_log(c->px, PROXY_LOG_INFO, "proxy: client %s:%u: %s", c->src_ip,
+		       (unsigned)c->src_port, detail);
+		respond_error(c, 400, "invalid_method", detail);
+		return;
+	}
 	c->is_connect = h->method.len == 7 && memcmp(h->method.p, "CONNECT", 7) == 0;
 	if (c->is_connect) {
 		if (target_parse_connect(h->target.p, h->target.len, &c->target) != TARGET_OK) {

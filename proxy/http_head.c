@@ -57,17 +57,51 @@ static struct http_slice trim_ows(const char *p, size_t len)
 	return (struct http_slice){ p, len };
 }
 
+bool http_list_next(struct http_slice *rest, struct http_slice *el)
+{
+	while (rest->len > 0) {
+		const char *comma = memchr(rest->p, ',', rest->len);
+		size_t n = comma != NULL ? (size_t)(comma - rest->p) : rest->len;
+		size_t skip = comma != NULL ? n + 1 : n;
+		*el = trim_ows(rest->p, n);
+		rest->p += skip;
+		rest->len -= skip;
+		if (el->len > 0)
+			return true;
+	}
+	return false;
+}
+
+static bool slices_eq_nocase(struct http_slice a, struct http_slice b)
+{
+	if (a.len != b.len)
+		return false;
+	for (size_t i = 0; i < a.len; i++)
+		if (ascii_lower((unsigned char)a.p[i]) != ascii_lower((unsigned char)b.p[i]))
+			return false;
+	return true;
+}
+
+bool http_list_has(struct http_slice list, struct http_slice token)
+{
+	struct http_slice el;
+	while (http_list_next(&list, &el))
+		if (slices_eq_nocase(el, token))
+			return true;
+	return false;
+}
+
 bool http_list_has_token(struct http_slice list, const char *token)
 {
-	size_t start = 0;
-	for (size_t i = 0; i <= list.len; i++) {
-		if (i < list.len && list.p[i] != ',')
-			continue;
-		struct http_slice el = trim_ows(list.p + start, i - start);
-		if (http_slice_eq_nocase(el, token))
+	return http_list_has(list, (struct http_slice){ token, strlen(token) });
+}
+
+bool http_head_has_token(const struct http_head *h, const char *name, const char *token)
+{
+	for (size_t i = 0; i < h->n_headers; i++)
+		if (http_slice_eq_nocase(h->headers[i].name, name) &&
+		    http_list_has_token(h->headers[i].value, token))
 			return true;
-		start = i + 1;
-	}
 	return false;
 }
 

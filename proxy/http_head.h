@@ -64,6 +64,15 @@ bool http_slice_eq_nocase(struct http_slice s, const char *lit);
 /* True if the comma-separated token list `list` contains `token`
  * (case-insensitive, OWS around elements ignored). */
 bool http_list_has_token(struct http_slice list, const char *token);
+bool http_list_has(struct http_slice list, struct http_slice token);
+
+/* The next non-empty element of the comma-separated list *rest (OWS
+ * trimmed); *rest advances past it. False when none is left. */
+bool http_list_next(struct http_slice *rest, struct http_slice *el);
+
+/* Does any field named `name` list `token`? A repeated field is one list
+ * (RFC 9110 5.3): every line counts, not only the first. */
+bool http_head_has_token(const struct http_head *h, const char *name, const char *token);
 
 bool http_is_tchar(unsigned char ch);
 

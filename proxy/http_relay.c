@@ -534,6 +534,26 @@ static bool start_response_body(struct hr_session *s, const struct http_resp_hea
 	return true;
 }
 
+/* A 101 ends HTTP on the tunnel for good: only to protocols the client
+ * asked for, named in the one Upgrade field the 101 must carry (RFC 9110
+ * 15.2.2). NULL: it may switch; else why not (the tunnel closes). */
+static const char *bad_101(const struct hr_session *s, const struct http_resp_head *h)
+{
+	if (!s->req_upgrade)
+		return "unsolicited 101 from upstream";
+	if (h->n_upgrade != 1)
+		return "101 from upstream without exactly one Upgrade field";
+	struct http_slice asked = { s->req_upgrade_protos, s->req_upgrade_len };
+	struct http_slice rest = h->upgrade, proto;
+	bool any = false;
+	while (http_list_next(&rest, &proto)) {
+		if (!http_list_has(asked, proto))
+			return "101 from upstream to a protocol the client did not ask for";
+		any = true;
+	}
+	return any ? NULL : "101 from upstream with an empty Upgrade field";
+}
+
 static bool step_response_head(struct hr_session *s)
 {
 	struct hside *u = &s->side[UP], *c = &s->side[CL];
@@ -559,8 +579,9 @@ static bool step_response_head(struct hr_session *s)
 		return false;
 	}
 	if (h.status == 101) {
-		if (!s->req_upgrade) {
-			hr_fail(s, "unsolicited 101 from upstream");
+		const char *bad = bad_101(s, &h);
+		if (bad != NULL) {
+			hr_fail(s, bad);
 			return false;
 		}
 		if (!switch_to_raw(s) || !hr_side_write(s, c, u->ibuf, h.head_len))

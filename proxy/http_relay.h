@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "proxy/http_head.h"
 #include "proxy/proxy.h"
 
 #define HR_MAX_RESPONSE_HEADERS 256u /* response header lines -> close */
@@ -31,6 +32,8 @@ struct http_resp_head {
 	bool chunked;
 	bool conn_close;            /* Connection: close */
 	bool has_upgrade;           /* an Upgrade header */
+	unsigned n_upgrade;         /* Upgrade lines */
+	struct http_slice upgrade;  /* the first Upgrade line's value */
 };
 
 enum http_resp_result {

@@ -21,6 +21,7 @@ struct policy;
 #define HR_IBUF_BYTES (PROXY_L7_MAX_HEAD_BYTES + PROXY_RELAY_READ_BYTES)
 #define HR_HIGH_WATER (PROXY_RELAY_BUF_BYTES - PROXY_RELAY_READ_BYTES)
 #define HR_MAX_STEPS 256 /* process() iterations per event (fairness guard) */
+#define HR_MAX_UPGRADE_BYTES 256 /* the client's Upgrade list kept for the 101 */
 
 enum { CL = 0, UP = 1 };
 
@@ -71,6 +72,9 @@ struct hr_session {
 	bool rq_chunked;
 	struct chunked_parser rq_chunk;
 	bool req_is_head, req_upgrade, req_close;
+	/* req_upgrade: the protocols asked for, every Upgrade line joined by ',' */
+	size_t req_upgrade_len;
+	char req_upgrade_protos[HR_MAX_UPGRADE_BYTES];
 
 	enum hr_rs rs;
 	uint64_t rs_left;

@@ -122,6 +122,8 @@ static bool header_line(const char *p, size_t len, struct http_resp_head *h, uns
 		if (http_list_has_token(v, "close"))
 			h->conn_close = true;
 	} else if (http_slice_eq_nocase(name, "upgrade")) {
+		if (h->n_upgrade++ == 0)
+			h->upgrade = v;
 		h->has_upgrade = true;
 	}
 	return true;

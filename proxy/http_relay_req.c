@@ -69,11 +69,22 @@ void hr_answer(struct hr_session *s, char *resp, size_t len, bool keep)
 		hr_finish(s);
 }
 
+/* Our answer to the current request: to a HEAD, the head alone (its
+ * Content-Length may stay the body's, RFC 9110 9.3.2), or a keep-alive
+ * client would read the body as the next response. */
+static void answer_request(struct hr_session *s, char *resp, size_t len, bool keep)
+{
+	const char *end = resp != NULL && s->req_is_head ? memmem(resp, len, "\r\n\r\n", 4) : NULL;
+	if (end != NULL)
+		len = (size_t)(end - resp) + 4;
+	hr_answer(s, resp, len, keep);
+}
+
 static void answer_error(struct hr_session *s, int status, const char *error, const char *detail)
 {
 	size_t len = 0;
 	char *resp = response_json_error(status, error, detail, &len);
-	hr_answer(s, resp, len, false);
+	answer_request(s, resp, len, false);
 }
 
 /* The origin-form part of the request-target (absolute-form: after the
@@ -108,11 +119,31 @@ static bool origin_form(struct http_slice t, struct http_slice *auth, struct htt
 	return true;
 }
 
-static bool requested_upgrade(const struct http_head *h)
+/* Does the request ask for an upgrade? Its protocols (every Upgrade line)
+ * are kept for checking the 101. A list too long to keep does not count as
+ * asking: a 101 to it closes the tunnel. */
+static bool note_upgrade(struct hr_session *s, const struct http_head *h)
 {
-	const struct http_header *conn = http_head_find(h, "connection");
-	return http_head_find(h, "upgrade") != NULL && conn != NULL &&
-	       http_list_has_token(conn->value, "upgrade");
+	s->req_upgrade_len = 0;
+	if (!http_head_has_token(h, "connection", "upgrade"))
+		return false;
+	bool found = false;
+	for (size_t i = 0; i < h->n_headers; i++) {
+		const struct http_header *hd = &h->headers[i];
+		if (!http_slice_eq_nocase(hd->name, "upgrade"))
+			continue;
+		size_t sep = s->req_upgrade_len > 0 ? 1 : 0;
+		if (hd->value.len + sep > sizeof(s->req_upgrade_protos) - s->req_upgrade_len) {
+			s->req_upgrade_len = 0;
+			return false;
+		}
+		if (sep)
+			s->req_upgrade_protos[s->req_upgrade_len++] = ',';
+		memcpy(s->req_upgrade_protos + s->req_upgrade_len, hd->value.p, hd->value.len);
+		s->req_upgrade_len += hd->value.len;
+		found = true;
+	}
+	return found;
 }
 
 #define HR_CRED_BUF_BYTES (4u * CRED_MAX_VALUE_BYTES + 1024u)
@@ -160,18 +191,35 @@ static int resolve_header(const struct cred_store *cs, const char *host,
 				   HR_CRED_BUF_BYTES, n);
 }
 
+static void refuse_placeholder(struct hr_session *s, const char *method, const char *path,
+			       const char *error, const char *why)
+{
+	char detail[300];
+	snprintf(detail, sizeof(detail), "%s %s: credential placeholder refused: %s", method, path,
+		 why);
+	hr_log(s, PROXY_LOG_WARN, "%s", detail);
+	hr_audit_request(s, false, method, path, detail, "denied");
+	answer_error(s, 403, error, detail);
+}
+
 /* Refuse a request whose placeholders cannot be resolved here. */
 static void refuse_credentials(struct hr_session *s, const char *method, const char *path,
 			       int r)
 {
-	char detail[300];
-	snprintf(detail, sizeof(detail), "%s %s: credential placeholder refused: %s", method, path,
-		 cred_result_str(r));
-	hr_log(s, PROXY_LOG_WARN, "%s", detail);
-	hr_audit_request(s, false, method, path, detail, "denied");
-	answer_error(s, 403,
-		     r == CRED_OUT_OF_SCOPE ? "credential_endpoint_mismatch" : "credential_unavailable",
-		     detail);
+	refuse_placeholder(s, method, path,
+			   r == CRED_OUT_OF_SCOPE ? "credential_endpoint_mismatch"
+						  : "credential_unavailable",
+			   cred_result_str(r));
+}
+
+static bool has_placeholder(const struct http_head *h, const char *target)
+{
+	if (cred_contains_placeholder(target, strlen(target)))
+		return true;
+	for (size_t i = 0; i < h->n_headers; i++)
+		if (cred_contains_placeholder(h->headers[i].value.p, h->headers[i].value.len))
+			return true;
+	return false;
 }
 
 /* Build and send the upstream head: request line with the canonical
@@ -180,6 +228,14 @@ static void refuse_credentials(struct hr_session *s, const char *method, const c
 static bool send_request_head(struct hr_session *s, const struct http_head *h,
 			      const char *method, const char *target, const char *log_path)
 {
+	if (s->side[UP].ssl == NULL && has_placeholder(h, target)) {
+		/* A plaintext upstream (HTTP in the tunnel, a captured plain-HTTP
+		 * flow, the tool broker) would carry the secret in cleartext. */
+		refuse_placeholder(s, method, log_path, "credential_unavailable",
+				   "placeholders are only resolved in requests sent upstream over "
+				   "TLS (HTTPS)");
+		return false;
+	}
 	const struct cred_store *cs = s->px->creds;
 	struct strbuf o = { 0 };
 	char *tmp = NULL;
@@ -260,7 +316,7 @@ static void deny_request(struct hr_session *s, const struct http_head *h, const 
 	};
 	size_t len = 0;
 	char *resp = response_l7_denied(&d, !keep, &len);
-	hr_answer(s, resp, len, keep);
+	answer_request(s, resp, len, keep);
 }
 
 /* After the head: where does this request's body end? */
@@ -362,11 +418,28 @@ static bool canonical_target(struct hr_session *s, const char *method, struct ht
 static bool keep_after_answer(const struct http_head *h)
 {
 	const struct http_header *expect = http_head_find(h, "expect");
-	const struct http_header *conn = http_head_find(h, "connection");
 	if (expect != NULL && (h->chunked || h->content_length > 0))
 		return false;
-	return h->minor_version == 1 &&
-	       !(conn != NULL && http_list_has_token(conn->value, "close"));
+	return h->minor_version == 1 && !http_head_has_token(h, "connection", "close");
+}
+
+/* Does any Upgrade line offer h2c? A protocol is compared by its name (the
+ * token before any "/version" or stray byte), case-insensitively. */
+static bool offers_h2c(const struct http_head *h)
+{
+	for (size_t i = 0; i < h->n_headers; i++) {
+		if (!http_slice_eq_nocase(h->headers[i].name, "upgrade"))
+			continue;
+		struct http_slice rest = h->headers[i].value, proto;
+		while (http_list_next(&rest, &proto)) {
+			size_t n = 0;
+			while (n < proto.len && http_is_tchar((unsigned char)proto.p[n]))
+				n++;
+			if (http_slice_eq_nocase((struct http_slice){ proto.p, n }, "h2c"))
+				return true;
+		}
+	}
+	return false;
 }
 
 /* L7 rules: true when the request may go upstream (allowed, or audit mode);
@@ -375,11 +448,10 @@ static bool admit_request(struct hr_session *s, const struct http_head *h, const
 			  const struct req_target *t)
 {
 	bool keep = keep_after_answer(h);
-	const struct http_header *upg = http_head_find(h, "upgrade");
 	const char *why = NULL;
 	struct policy_l7_result r;
 	memset(&r, 0, sizeof(r));
-	if (upg != NULL && http_list_has_token(upg->value, "h2c")) {
+	if (offers_h2c(h)) {
 		why = "HTTP/2 cleartext upgrade (h2c) is not supported on L7 endpoints";
 		keep = false;
 	} else if (s->px->policy == NULL) {
@@ -410,11 +482,28 @@ static bool admit_request(struct hr_session *s, const struct http_head *h, const
 	return false;
 }
 
+/* A method is never cut to fit: policy and audit would judge another
+ * method than the one sent upstream. */
+static void refuse_long_method(struct hr_session *s)
+{
+	char detail[128];
+	snprintf(detail, sizeof(detail), "request method longer than %u bytes",
+		 POLICY_L7_MAX_METHOD_BYTES);
+	hr_log(s, PROXY_LOG_INFO, "%s", detail);
+	hr_audit_request(s, false, "-", "", detail, "denied");
+	answer_error(s, 400, "invalid_method", detail);
+}
+
 void hr_handle_request(struct hr_session *s, const struct http_head *h)
 {
+	s->n_requests++;
+	s->req_is_head = h->method.len == 4 && memcmp(h->method.p, "HEAD", 4) == 0;
+	if (h->method.len > POLICY_L7_MAX_METHOD_BYTES) {
+		refuse_long_method(s);
+		return;
+	}
 	char method[POLICY_L7_MAX_METHOD_BYTES + 1];
 	copy_slice(method, sizeof(method), h->method);
-	s->n_requests++;
 	struct http_slice auth, tgt;
 	if (!origin_form(h->target, &auth, &tgt)) {
 		answer_error(s, 400, "invalid_request_target",
@@ -438,12 +527,10 @@ void hr_handle_request(struct hr_session *s, const struct http_head *h)
 	} else {
 		hr_audit_request(s, true, method, t.path, NULL, "allowed");
 	}
-	const struct http_header *conn = http_head_find(h, "connection");
-	s->req_is_head = h->method.len == 4 && memcmp(h->method.p, "HEAD", 4) == 0;
-	s->req_upgrade = requested_upgrade(h);
-	s->req_close = (conn != NULL && http_list_has_token(conn->value, "close")) ||
+	s->req_upgrade = note_upgrade(s, h);
+	s->req_close = http_head_has_token(h, "connection", "close") ||
 		       (h->minor_version == 0 &&
-			(conn == NULL || !http_list_has_token(conn->value, "keep-alive")));
+			!http_head_has_token(h, "connection", "keep-alive"));
 	if (!send_request_head(s, h, method, t.target, t.path))
 		goto out;
 	hr_consume(&s->side[CL], h->head_len);

@@ -401,3 +401,21 @@ def test_placeholders_are_replaced_only_in_scope(world):
     assert '"credential_unavailable"' in unknown, str(r)
     assert "/unknown" not in [q["path"] for q in world.http_requests(mark)], str(r)
     assert SECRET not in r.stderr and SECRET not in r.audit_raw, str(r)
+
+
+def test_placeholders_are_not_resolved_into_cleartext_http_in_a_tunnel(world):
+    """Plain HTTP inside a CONNECT tunnel to an L7 endpoint is parsed by the relay but
+    goes upstream without TLS: a placeholder is refused as on the forward path (403
+    credential_unavailable, audited) and the request, secret and all, never leaves."""
+    mark = world.http_mark()
+    pol = world.policy_yaml([l7_ep("api.allowed.test", 80, access="full")])
+    o, r = run_client(world, pol, "api.allowed.test", 80, "-", [
+        ["req", "GET", "/cleartext", {"Authorization": "Bearer " + PH}]],
+        extra_args=up_ca(world, "--credentials", creds_file(world), "--log-level", "info"))
+    st = [e for e in o["events"] if e[0] == "resp"]
+    assert st and st[0][1] == 403, str(r)
+    assert json.loads(st[0][3])["error"] == "credential_unavailable", str(r)
+    assert "/cleartext" not in [q["path"] for q in world.http_requests(mark)], str(r)
+    assert SECRET not in r.stdout and SECRET not in r.stderr and SECRET not in r.audit_raw
+    denied = [e for e in r.audit_lines if "over TLS" in (e.get("status_detail") or "")]
+    assert denied, r.audit_raw

@@ -100,6 +100,27 @@ def test_captured_plain_http_keeps_l7_rules_under_tls_skip(world, dns_mark):
     assert "GET" in seen and "DELETE" not in seen, (seen, str(r))
 
 
+def test_captured_plain_http_never_resolves_placeholders(world, dns_mark):
+    # A captured plain-HTTP flow to an L7 endpoint goes through the relay, upstream in
+    # cleartext: a placeholder is refused (as through HTTP_PROXY), the secret never sent.
+    secret = "cap-s3cr3t-%s" % tok()
+    d = world.dir / "creds-capture"
+    d.mkdir(exist_ok=True)
+    creds = d / "credentials.yaml"
+    creds.write_text("API_TOKEN:\n  value: %s\n  hosts: [api.allowed.test]\n" % json.dumps(secret))
+    creds.chmod(0o600)
+    ep = W.World.endpoint("api.allowed.test", 80, protocol="rest", enforcement="enforce",
+                          access="full")
+    pol = world.policy_yaml([ep])
+    mark = world.http_mark()
+    r = world.run_sandbox(pol, [*CURL, "-H", "Authorization: Bearer openshell:resolve:env:API_TOKEN",
+                                "http://api.allowed.test/cap-secret"],
+                          extra_args=["--credentials", str(creds)])
+    assert '"credential_unavailable"' in r.stdout, str(r)
+    assert "/cap-secret" not in [q["path"] for q in world.http_requests(mark)], str(r)
+    assert secret not in r.stdout and secret not in r.stderr and secret not in r.audit_raw
+
+
 def test_https_to_a_name_only_dns_knows(world, dns_mark):
     """The name is resolved through the policy DNS responder (the supervisor asks the
     world DNS), then the TLS flow is captured and admitted by its SNI."""

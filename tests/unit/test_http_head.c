@@ -193,6 +193,32 @@ static void test_list_token(void **state)
 	assert_false(http_list_has_token(s, "x-fo"));
 	struct http_slice e = { "", 0 };
 	assert_false(http_list_has_token(e, "close"));
+	/* elements in order, OWS trimmed, empty ones skipped */
+	const char *l = " a ,, b\t,";
+	struct http_slice rest = { l, strlen(l) }, el;
+	assert_true(http_list_next(&rest, &el));
+	assert_int_equal(el.len, 1);
+	assert_memory_equal(el.p, "a", 1);
+	assert_true(http_list_next(&rest, &el));
+	assert_int_equal(el.len, 1);
+	assert_memory_equal(el.p, "b", 1);
+	assert_false(http_list_next(&rest, &el));
+}
+
+/* A repeated field is one list: every line counts. */
+static void test_head_token_on_any_line(void **state)
+{
+	struct http_head *h = malloc(sizeof(*h));
+	assert_non_null(h);
+	const char *req = "GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\n"
+			  "connection: Upgrade, Close\r\n\r\n";
+	assert_int_equal(http_head_parse(req, strlen(req), h, NULL), HTTP_HEAD_OK);
+	assert_true(http_head_has_token(h, "connection", "keep-alive"));
+	assert_true(http_head_has_token(h, "connection", "upgrade"));
+	assert_true(http_head_has_token(h, "Connection", "close"));
+	assert_false(http_head_has_token(h, "connection", "host"));
+	assert_false(http_head_has_token(h, "upgrade", "upgrade"));
+	free(h);
 }
 
 int main(void)
@@ -208,6 +234,7 @@ int main(void)
 		cmocka_unit_test(test_framing),
 		cmocka_unit_test(test_header_cap),
 		cmocka_unit_test(test_list_token),
+		cmocka_unit_test(test_head_token_on_any_line),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

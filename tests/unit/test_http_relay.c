@@ -56,6 +56,14 @@ static void test_response_parser(void **state)
 			       "Connection: Upgrade\r\n\r\n\x81\x05hello", &h), HTTP_RESP_OK);
 	assert_int_equal(h.status, 101);
 	assert_true(h.has_upgrade);
+	assert_int_equal(h.n_upgrade, 1);
+	assert_int_equal(h.upgrade.len, 9);
+	assert_memory_equal(h.upgrade.p, "websocket", 9);
+	assert_int_equal(parse("HTTP/1.1 101 x\r\nUpgrade: a\r\nUpgrade:  b \r\n\r\n", &h),
+			 HTTP_RESP_OK);
+	assert_int_equal(h.n_upgrade, 2);
+	assert_int_equal(h.upgrade.len, 1);
+	assert_memory_equal(h.upgrade.p, "a", 1);
 	assert_int_equal(parse("HTTP/1.0 204\r\nConnection: close\r\n\r\n", &h), HTTP_RESP_OK);
 	assert_true(h.conn_close);
 	assert_int_equal(h.minor_version, 0);
@@ -225,6 +233,25 @@ static void h_unsolicited_101(struct up *u, int fd)
 	char buf[8192];
 	if (up_read_request(u, fd, buf, sizeof(buf)) > 0)
 		send_str(fd, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\nrawbytes");
+	sleep(1);
+}
+
+/* A 101 to the client's upgrade request, without an Upgrade field. */
+static void h_101_bare(struct up *u, int fd)
+{
+	char buf[8192];
+	if (up_read_request(u, fd, buf, sizeof(buf)) > 0)
+		send_str(fd, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\nrawbytes");
+	sleep(1);
+}
+
+/* A 101 to a protocol the client did not ask for. */
+static void h_101_other(struct up *u, int fd)
+{
+	char buf[8192];
+	if (up_read_request(u, fd, buf, sizeof(buf)) > 0)
+		send_str(fd, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket, h2c\r\n"
+			     "Connection: Upgrade\r\n\r\nrawbytes");
 	sleep(1);
 }
 
@@ -835,6 +862,186 @@ static void test_reload_closes_upgraded_tunnel_it_no_longer_allows(void **state)
 	pthread_mutex_unlock(&w->mu);
 }
 
+/* Swap in a policy whose one L7 endpoint is w->up with these extra keys
+ * (flow-mapping text); returns it for restore_policy(). */
+static struct policy *use_up_policy(struct world *w, const char *keys)
+{
+	char yaml[1024];
+	snprintf(yaml, sizeof(yaml),
+		 "version: 1\nnetwork_policies:\n  l7:\n    endpoints:\n"
+		 "      - { host: 127.0.0.1, port: %u, protocol: rest, enforcement: enforce, %s }\n",
+		 (unsigned)w->up.port, keys);
+	struct policy *p = tu_policy_load(yaml);
+	set_policy(w, p);
+	return p;
+}
+
+static void restore_policy(struct world *w, struct policy *p)
+{
+	set_policy(w, w->policy);
+	policy_free(p);
+}
+
+static bool up_saw(struct world *w, const char *needle)
+{
+	pthread_mutex_lock(&w->up.mu);
+	bool seen = strstr(w->up.seen, needle) != NULL;
+	pthread_mutex_unlock(&w->up.mu);
+	return seen;
+}
+
+static void upgrade_request(struct world *w, char *req, size_t cap, const char *extra)
+{
+	char host[64];
+	host_line(w, host, sizeof(host));
+	snprintf(req, cap, "GET /ws HTTP/1.1\r\n%s%sSec-WebSocket-Key: RylUQAh3p5cysfOlexgubw==\r\n"
+		 "Sec-WebSocket-Version: 13\r\n\r\n", host, extra);
+}
+
+/* h2c is refused whichever Upgrade line or list element offers it. */
+static void test_h2c_in_any_upgrade_line_refused(void **state)
+{
+	struct world *w = *state;
+	use_handler(w, h_keepalive);
+	const char *offers[] = {
+		"Upgrade: websocket\r\nUpgrade: h2c\r\n",
+		"Upgrade: websocket\r\nupgrade: foo, H2C\r\n",
+		"Upgrade: foo ,h2c/1\r\n",
+	};
+	for (size_t i = 0; i < sizeof(offers) / sizeof(offers[0]); i++) {
+		char extra[128], req[1024], buf[4096];
+		snprintf(extra, sizeof(extra), "Connection: Upgrade\r\n%s", offers[i]);
+		upgrade_request(w, req, sizeof(req), extra);
+		int fd = tunnel(w, w->up.port);
+		send_str(fd, req);
+		read_to_eof(fd, buf, sizeof(buf));
+		close(fd);
+		assert_non_null(strstr(buf, "HTTP/1.1 403"));
+		assert_non_null(strstr(buf, "h2c"));
+		assert_false(up_saw(w, "/ws"));
+	}
+}
+
+/* A 101 switches to raw bytes only when its Upgrade names what the client
+ * asked for: without one, or naming another protocol, the tunnel closes
+ * and nothing of the 101 reaches the client. */
+static void test_101_must_name_a_requested_protocol(void **state)
+{
+	struct world *w = *state;
+	up_handler bad[] = { h_101_bare, h_101_other };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		use_handler(w, bad[i]);
+		char req[1024], buf[4096];
+		upgrade_request(w, req, sizeof(req), "Upgrade: websocket\r\nConnection: Upgrade\r\n");
+		int fd = tunnel(w, w->up.port);
+		send_str(fd, req);
+		read_to_eof(fd, buf, sizeof(buf));
+		close(fd);
+		assert_null(strstr(buf, "101"));
+		assert_null(strstr(buf, "rawbytes"));
+	}
+}
+
+/* Connection and Upgrade are lists over all their lines: `upgrade` on a
+ * second Connection line still asks for the upgrade (the WebSocket works),
+ * `close` on a second line still ends the tunnel after the response. */
+static void test_connection_tokens_from_every_line(void **state)
+{
+	struct world *w = *state;
+	use_handler(w, h_upgrade);
+	char req[1024], buf[4096], host[64];
+	upgrade_request(w, req, sizeof(req),
+			"Connection: keep-alive\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
+	int fd = tunnel(w, w->up.port);
+	send_str(fd, req);
+	read_until(fd, buf, sizeof(buf), "\x81\x05hello");
+	assert_non_null(strstr(buf, "HTTP/1.1 101"));
+	assert_true(raw_echoes(fd));
+	close(fd);
+
+	use_handler(w, h_keepalive);
+	host_line(w, host, sizeof(host));
+	snprintf(req, sizeof(req), "GET /one HTTP/1.1\r\n%sConnection: keep-alive\r\n"
+		 "Connection: close\r\n\r\nGET /two HTTP/1.1\r\n%s\r\n", host, host);
+	fd = tunnel(w, w->up.port);
+	send_str(fd, req);
+	read_to_eof(fd, buf, sizeof(buf));
+	close(fd);
+	assert_non_null(strstr(buf, "ok /one"));
+	assert_null(strstr(buf, "ok /two"));
+	assert_false(up_saw(w, "/two"));
+	/* the same for a request we deny: the 403 says close, and does */
+	snprintf(req, sizeof(req), "DELETE /d HTTP/1.1\r\n%sConnection: keep-alive\r\n"
+		 "Connection: close\r\n\r\nGET /three HTTP/1.1\r\n%s\r\n", host, host);
+	fd = tunnel(w, w->up.port);
+	send_str(fd, req);
+	read_to_eof(fd, buf, sizeof(buf));
+	close(fd);
+	assert_non_null(strstr(buf, "HTTP/1.1 403"));
+	assert_non_null(strstr(buf, "Connection: close\r\n"));
+	assert_null(strstr(buf, "ok /three"));
+}
+
+/* A denied HEAD on a keep-alive tunnel: the 403's head, no body, so the
+ * next response is read where the client expects it. */
+static void test_denied_head_has_no_body(void **state)
+{
+	struct world *w = *state;
+	struct policy *p = use_up_policy(w, "rules: [ { allow: { method: GET, path: \"/ok/**\" } } ]");
+	use_handler(w, h_keepalive);
+	char host[64], req[512], buf[4096];
+	host_line(w, host, sizeof(host));
+	snprintf(req, sizeof(req), "HEAD /h HTTP/1.1\r\n%s\r\nGET /ok/after HTTP/1.1\r\n%s\r\n",
+		 host, host);
+	int fd = tunnel(w, w->up.port);
+	send_str(fd, req);
+	read_until(fd, buf, sizeof(buf), "ok /ok/after");
+	close(fd);
+	restore_policy(w, p);
+	assert_true(strncmp(buf, "HTTP/1.1 403 Forbidden\r\n", 24) == 0);
+	assert_null(strstr(buf, "policy_denied"));
+	const char *next = strstr(buf, "\r\n\r\n");
+	assert_non_null(next);
+	assert_true(strncmp(next + 4, "HTTP/1.1 200 OK\r\n", 17) == 0);
+	assert_non_null(strstr(buf, "ok /ok/after"));
+	assert_false(up_saw(w, "HEAD"));
+}
+
+/* A method longer than the policy's limit is refused whole, not cut to
+ * fit: even where every method is allowed, nothing goes upstream. The
+ * longest allowed one still passes. (The sniffer knows only the usual
+ * methods: such requests follow one on a keep-alive tunnel.) */
+static void test_long_method_refused(void **state)
+{
+	struct world *w = *state;
+	struct policy *p = use_up_policy(w, "access: full");
+	use_handler(w, h_keepalive);
+	pthread_mutex_lock(&w->mu);
+	w->audit_len = 0; /* earlier tests may have filled it */
+	w->audit[0] = '\0';
+	pthread_mutex_unlock(&w->mu);
+	char host[64], req[1024], buf[4096], fits[64], longer[64];
+	host_line(w, host, sizeof(host));
+	memset(fits, 'M', POLICY_L7_MAX_METHOD_BYTES);
+	fits[POLICY_L7_MAX_METHOD_BYTES] = '\0';
+	memset(longer, 'M', POLICY_L7_MAX_METHOD_BYTES + 8);
+	longer[POLICY_L7_MAX_METHOD_BYTES + 8] = '\0';
+	snprintf(req, sizeof(req), "GET /first HTTP/1.1\r\n%s\r\n%s /fits HTTP/1.1\r\n%s\r\n"
+		 "%s /long HTTP/1.1\r\n%s\r\n", host, fits, host, longer, host);
+	int fd = tunnel(w, w->up.port);
+	send_str(fd, req);
+	read_to_eof(fd, buf, sizeof(buf));
+	close(fd);
+	restore_policy(w, p);
+	assert_non_null(strstr(buf, "ok /fits"));
+	assert_non_null(strstr(buf, "HTTP/1.1 400"));
+	assert_non_null(strstr(buf, "\"invalid_method\""));
+	assert_false(up_saw(w, "/long"));
+	pthread_mutex_lock(&w->mu);
+	assert_non_null(strstr(w->audit, "request method longer than"));
+	pthread_mutex_unlock(&w->mu);
+}
+
 /* Pipelined requests we answer ourselves (denials) while the client never
  * reads: the relay must stop taking requests once its queue towards the
  * client is full, not buffer an answer for every request it is sent. */
@@ -932,6 +1139,11 @@ int main(void)
 		cmocka_unit_test(test_reload_closes_upgraded_tunnel_it_no_longer_allows),
 		cmocka_unit_test(test_unread_denials_do_not_grow_the_queue),
 		cmocka_unit_test(test_many_pipelined_denials),
+		cmocka_unit_test(test_h2c_in_any_upgrade_line_refused),
+		cmocka_unit_test(test_101_must_name_a_requested_protocol),
+		cmocka_unit_test(test_connection_tokens_from_every_line),
+		cmocka_unit_test(test_denied_head_has_no_body),
+		cmocka_unit_test(test_long_method_refused),
 	};
 	int rc = cmocka_run_group_tests(pure, NULL, NULL);
 	return rc | cmocka_run_group_tests(loop, setup, teardown);

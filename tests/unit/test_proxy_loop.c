@@ -879,6 +879,42 @@ static void test_forward_l7_rules_hold_with_tls_skip(void **state)
 	free(r);
 }
 
+/* A method longer than the policy's limit is refused whole (400 JSON), not
+ * cut to fit: with every method allowed, the cut one would pass while the
+ * whole one went upstream. The longest allowed method still passes. */
+static void test_forward_long_method_refused(void **state)
+{
+	struct world *w = *state;
+	char yaml[512];
+	snprintf(yaml, sizeof(yaml),
+		 "version: 1\nnetwork_policies:\n  all:\n    endpoints:\n"
+		 "      - { host: 127.0.0.1, port: %u, protocol: rest, enforcement: enforce,"
+		 " access: full }\n", (unsigned)w->http.port);
+	struct policy *full = tu_policy_load(yaml);
+	tu_pt_set_policy(&w->pt, w->px, full);
+	char method[POLICY_L7_MAX_METHOD_BYTES + 9], req[512];
+	memset(method, 'M', sizeof(method) - 1);
+	method[sizeof(method) - 1] = '\0';
+	snprintf(req, sizeof(req), "%s http://127.0.0.1:%u/too-long HTTP/1.1\r\nHost: x\r\n\r\n",
+		 method, (unsigned)w->http.port);
+	char *r = tu_exchange_str(w->port, req);
+	pthread_mutex_lock(&w->http.mu);
+	bool seen = memmem(w->http.last, w->http.last_len, "/too-long", 9) != NULL;
+	pthread_mutex_unlock(&w->http.mu);
+	method[POLICY_L7_MAX_METHOD_BYTES] = '\0';
+	snprintf(req, sizeof(req), "%s http://127.0.0.1:%u/fits HTTP/1.1\r\nHost: x\r\n\r\n",
+		 method, (unsigned)w->http.port);
+	char *fits = tu_exchange_str(w->port, req);
+	tu_pt_set_policy(&w->pt, w->px, w->policy);
+	policy_free(full);
+	assert_starts_with(r, "HTTP/1.1 400");
+	assert_contains(r, "\"invalid_method\"");
+	assert_starts_with(fits, "HTTP/1.1 200");
+	free(r);
+	free(fits);
+	assert_false(seen);
+}
+
 /* Leave an established tunnel and a half-sent head open: teardown's
  * proxy_stop must close them and still release every handle. */
 static void test_stop_with_open_connections(void **state)
@@ -924,6 +960,7 @@ int main(void)
 		cmocka_unit_test(test_set_policy_swaps_decisions),
 		cmocka_unit_test(test_reload_closes_tunnels_it_no_longer_allows),
 		cmocka_unit_test(test_forward_l7_rules_hold_with_tls_skip),
+		cmocka_unit_test(test_forward_long_method_refused),
 		cmocka_unit_test(test_head_timeout),
 		cmocka_unit_test(test_stop_with_open_connections),
 	};
