@@ -76,13 +76,16 @@ static void on_end_shutdown(uv_shutdown_t *req, int status)
 /* Flush what the SSL has produced to the socket. */
 static int flush_tls(struct hside *sd);
 
-/* Shut our write direction towards this side (close_notify first for TLS). */
-static void shut_write(struct hr_session *s, struct hside *sd)
+/* Shut our write direction towards this side: close_notify first for TLS
+ * when `notify`. Without it the peer sees a bare TCP end, as it would have
+ * from a server that ended so: a truncation is passed on, not made to look
+ * like a clean end. */
+static void shut_write(struct hr_session *s, struct hside *sd, bool notify)
 {
 	if (sd->wr_shut)
 		return;
 	sd->wr_shut = true;
-	if (sd->ssl != NULL && sd->hs_done) {
+	if (notify && sd->ssl != NULL && sd->hs_done) {
 		(void)SSL_shutdown(sd->ssl);
 		ERR_clear_error();
 		if (flush_tls(sd) < 0) {
@@ -98,8 +101,9 @@ static void shut_write(struct hr_session *s, struct hside *sd)
 	s->shut_pending++;
 }
 
-/* Graceful end: stop reading, let queued writes reach the client, close. */
-void hr_finish(struct hr_session *s)
+/* Graceful end: stop reading, let queued writes reach the client, close;
+ * close_notify to the client when `notify`. */
+static void finish(struct hr_session *s, bool notify)
 {
 	if (s->closing || s->mode == M_ENDING)
 		return;
@@ -115,7 +119,12 @@ void hr_finish(struct hr_session *s)
 			hr_fail(s, NULL);
 		return;
 	}
-	shut_write(s, c);
+	shut_write(s, c, notify);
+}
+
+void hr_finish(struct hr_session *s)
+{
+	finish(s, true);
 }
 
 /* ---- writes ---- */
@@ -327,7 +336,7 @@ static bool fill(struct hr_session *s, struct hside *sd)
 		if (!tls_input_left(sd->ssl)) {
 			/* SSL_read() would only say "want read" */
 			if (sd->tcp_eof) {
-				sd->eof = true;
+				sd->eof = sd->truncated = true;
 				progress = true;
 			}
 			break;
@@ -341,8 +350,8 @@ static bool fill(struct hr_session *s, struct hside *sd)
 		}
 		int e = SSL_get_error(sd->ssl, n);
 		if (e == SSL_ERROR_WANT_READ) {
-			if (sd->tcp_eof) {
-				sd->eof = true;
+			if (sd->tcp_eof) { /* mid-record, or between records */
+				sd->eof = sd->truncated = true;
 				progress = true;
 			}
 		} else if (e == SSL_ERROR_ZERO_RETURN) {
@@ -614,8 +623,8 @@ static bool step_response_body(struct hr_session *s)
 	struct hside *u = &s->side[UP], *c = &s->side[CL];
 	if (u->ifill == 0) {
 		if (u->eof) {
-			if (s->rs == RS_EOF)
-				hr_finish(s);
+			if (s->rs == RS_EOF) /* the body ends with the connection */
+				finish(s, !u->truncated);
 			else
 				hr_fail(s, "upstream closed inside a response body");
 		}
@@ -687,7 +696,7 @@ static bool raw_dir(struct hr_session *s, struct hside *src, struct hside *dst)
 		progress = true;
 	}
 	if (src->eof && src->ifill == 0 && !dst->wr_shut) {
-		shut_write(s, dst);
+		shut_write(s, dst, !src->truncated);
 		progress = true;
 	}
 	return progress;

@@ -37,6 +37,7 @@ struct hside {
 	bool reading;
 	bool tcp_eof;      /* the socket said EOF */
 	bool eof;          /* no more plaintext will come */
+	bool truncated;    /* ... because TCP ended without a TLS close_notify */
 	bool wr_shut;      /* our write side is shut down (or shutting) */
 	uv_shutdown_t shut_req;
 	size_t ifill;

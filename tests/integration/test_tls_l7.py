@@ -260,6 +260,21 @@ def test_forward_http_l7_rules(world):
 WS_ACTIONS = [["ws_upgrade", "/ws"], ["ws_expect_text", "hello", 3.0]]
 
 
+def test_upstream_truncation_is_not_turned_into_a_clean_end(world):
+    """A body delimited by the connection's end, and the server closes TCP without a TLS
+    close_notify: the proxy must not send the client a close_notify either, or a cut-off
+    response would look complete (the client sees what it would have seen directly)."""
+    pol = world.policy_yaml([l7_ep()])
+    out, r = run_client(world, pol, "api.allowed.test", 443, "env",
+                        [["get_to_eof", "/eof/5000"]])
+    assert "error" not in out and out["events"][-1] == ["eof", "ragged", 5000], str(r)
+    # A response with a length is complete when its bytes are in: a clean end, whatever
+    # the server's TCP end looked like.
+    out, r = run_client(world, pol, "api.allowed.test", 443, "env",
+                        [["get_to_eof", "/whole"]])
+    assert "error" not in out and out["events"][-1][:2] == ["eof", "clean"], str(r)
+
+
 def test_websocket_through_interception(world):
     pol = world.policy_yaml([l7_ep(access="full")])
     o, r = run_client(world, pol, "api.allowed.test", 443, "env", WS_ACTIONS + [

@@ -10,6 +10,9 @@ usage: tls_client.py HOST PORT CAFILE ACTIONS_JSON
     ["ws_echo", N]                     N random bytes as a binary frame, echoed byte-exact
     ["ws_echo_text", TEXT]
     ["sleep", SECS]
+    ["get_to_eof", PATH]                GET PATH (Connection: close), read until the end;
+                                       event ["eof", "clean"|"ragged", body bytes]: ragged =
+                                       TCP ended without a TLS close_notify
 Prints one JSON line: {"events": [...], "error"?: "..."}; every action uses the one
 connection, so a later action succeeding proves the tunnel survived the earlier ones.
 Python 3.11 standard library only.
@@ -96,7 +99,11 @@ def main():
             ctx = ssl.create_default_context(
                 cafile=os.environ["SSL_CERT_FILE"] if cafile == "env" else cafile)
             ctx.set_alpn_protocols(["http/1.1"])
-            sock = ctx.wrap_socket(sock, server_hostname=host)
+            ragged_matters = "get_to_eof" in sys.argv[4]
+            if ragged_matters:  # Python's default context ignores a missing close_notify
+                ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF
+            sock = ctx.wrap_socket(sock, server_hostname=host,
+                                   suppress_ragged_eofs=not ragged_matters)
             c = Conn(sock)
         for a in actions:
             kind = a[0]
@@ -137,6 +144,23 @@ def main():
                                        (op, len(p), len(payload)))
                 out["events"].append(["ws_echo_ok", len(payload),
                                       round(time.monotonic() - t0, 3)])
+            elif kind == "get_to_eof":
+                sock.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" %
+                              (a[1], host)).encode())
+                data, end = b"", "clean"
+                try:
+                    while True:
+                        d = sock.recv(1 << 16)
+                        if not d:
+                            break
+                        data += d
+                except ssl.SSLError as e:  # SSLEOFError, or this reason under OpenSSL 3
+                    if not isinstance(e, ssl.SSLEOFError) and \
+                            getattr(e, "reason", "") != "UNEXPECTED_EOF_WHILE_READING":
+                        raise
+                    end = "ragged"
+                body = data.partition(b"\r\n\r\n")[2]
+                out["events"].append(["eof", end, len(body)])
             elif kind == "sleep":
                 time.sleep(a[1])
                 out["events"].append(["slept", a[1]])

@@ -124,6 +124,8 @@ class WorldHandler(http.server.BaseHTTPRequestHandler):
             return self._websocket()
         if route.startswith("/bytes/"):
             return self._bytes(route)
+        if route.startswith("/eof/"):
+            return self._until_eof(route)
         if route == "/sha256":
             return self._sha256()
         if route.startswith("/repo.git/") and self.server.git_root:
@@ -197,6 +199,21 @@ class WorldHandler(http.server.BaseHTTPRequestHandler):
             k = min(len(block), n - sent)
             self.wfile.write(block[:k])
             sent += k
+
+    def _until_eof(self, route):
+        """A body with no length, ended by closing TCP without a TLS close_notify
+        (a truncation looks exactly like this): /eof/N sends N bytes."""
+        self._log_request()
+        n = int(route[len("/eof/"):]) if route[len("/eof/"):].isdigit() else 0
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(b"x" * n)
+        self.wfile.flush()
+        self.close_connection = True
+        # shutdown() of an SSLSocket drops the TLS layer: TCP FIN, no close_notify.
+        self.connection.shutdown(socket.SHUT_RDWR)
 
     def _read_body(self, sink):
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
