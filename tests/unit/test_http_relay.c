@@ -562,6 +562,15 @@ static int tunnel(struct world *w, uint16_t port)
 	return tunnel_rcvbuf(w, port, 0);
 }
 
+/* req through a fresh tunnel to the upstream; its whole reply into buf. */
+static void tunnel_exchange(struct world *w, const char *req, char *buf, size_t cap)
+{
+	int fd = tunnel(w, w->up.port);
+	send_str(fd, req);
+	read_to_eof(fd, buf, cap);
+	close(fd);
+}
+
 static void host_line(struct world *w, char *out, size_t cap)
 {
 	snprintf(out, cap, "Host: 127.0.0.1:%u\r\n", (unsigned)w->up.port);
@@ -912,10 +921,7 @@ static void test_h2c_in_any_upgrade_line_refused(void **state)
 		char extra[128], req[1024], buf[4096];
 		snprintf(extra, sizeof(extra), "Connection: Upgrade\r\n%s", offers[i]);
 		upgrade_request(w, req, sizeof(req), extra);
-		int fd = tunnel(w, w->up.port);
-		send_str(fd, req);
-		read_to_eof(fd, buf, sizeof(buf));
-		close(fd);
+		tunnel_exchange(w, req, buf, sizeof(buf));
 		assert_non_null(strstr(buf, "HTTP/1.1 403"));
 		assert_non_null(strstr(buf, "h2c"));
 		assert_false(up_saw(w, "/ws"));
@@ -933,10 +939,7 @@ static void test_101_must_name_a_requested_protocol(void **state)
 		use_handler(w, bad[i]);
 		char req[1024], buf[4096];
 		upgrade_request(w, req, sizeof(req), "Upgrade: websocket\r\nConnection: Upgrade\r\n");
-		int fd = tunnel(w, w->up.port);
-		send_str(fd, req);
-		read_to_eof(fd, buf, sizeof(buf));
-		close(fd);
+		tunnel_exchange(w, req, buf, sizeof(buf));
 		assert_null(strstr(buf, "101"));
 		assert_null(strstr(buf, "rawbytes"));
 	}
@@ -963,20 +966,14 @@ static void test_connection_tokens_from_every_line(void **state)
 	host_line(w, host, sizeof(host));
 	snprintf(req, sizeof(req), "GET /one HTTP/1.1\r\n%sConnection: keep-alive\r\n"
 		 "Connection: close\r\n\r\nGET /two HTTP/1.1\r\n%s\r\n", host, host);
-	fd = tunnel(w, w->up.port);
-	send_str(fd, req);
-	read_to_eof(fd, buf, sizeof(buf));
-	close(fd);
+	tunnel_exchange(w, req, buf, sizeof(buf));
 	assert_non_null(strstr(buf, "ok /one"));
 	assert_null(strstr(buf, "ok /two"));
 	assert_false(up_saw(w, "/two"));
 	/* the same for a request we deny: the 403 says close, and does */
 	snprintf(req, sizeof(req), "DELETE /d HTTP/1.1\r\n%sConnection: keep-alive\r\n"
 		 "Connection: close\r\n\r\nGET /three HTTP/1.1\r\n%s\r\n", host, host);
-	fd = tunnel(w, w->up.port);
-	send_str(fd, req);
-	read_to_eof(fd, buf, sizeof(buf));
-	close(fd);
+	tunnel_exchange(w, req, buf, sizeof(buf));
 	assert_non_null(strstr(buf, "HTTP/1.1 403"));
 	assert_non_null(strstr(buf, "Connection: close\r\n"));
 	assert_null(strstr(buf, "ok /three"));
@@ -1028,10 +1025,7 @@ static void test_long_method_refused(void **state)
 	longer[POLICY_L7_MAX_METHOD_BYTES + 8] = '\0';
 	snprintf(req, sizeof(req), "GET /first HTTP/1.1\r\n%s\r\n%s /fits HTTP/1.1\r\n%s\r\n"
 		 "%s /long HTTP/1.1\r\n%s\r\n", host, fits, host, longer, host);
-	int fd = tunnel(w, w->up.port);
-	send_str(fd, req);
-	read_to_eof(fd, buf, sizeof(buf));
-	close(fd);
+	tunnel_exchange(w, req, buf, sizeof(buf));
 	restore_policy(w, p);
 	assert_non_null(strstr(buf, "ok /fits"));
 	assert_non_null(strstr(buf, "HTTP/1.1 400"));

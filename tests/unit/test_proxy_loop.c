@@ -709,8 +709,12 @@ static void test_connection_cap(void **state)
 		high.rlim_max = need; /* needs CAP_SYS_RESOURCE */
 	if (high.rlim_cur == RLIM_INFINITY || high.rlim_cur < need)
 		high.rlim_cur = need;
-	if (setrlimit(RLIMIT_NOFILE, &high) != 0)
+	if (setrlimit(RLIMIT_NOFILE, &high) != 0) {
+		fprintf(stderr, "test_connection_cap skipped: it needs RLIMIT_NOFILE %lu, the hard "
+			"limit is %lu and cannot be raised here (no CAP_SYS_RESOURCE)\n",
+			(unsigned long)need, (unsigned long)old.rlim_max);
 		skip();
+	}
 
 	int *fds = calloc(PROXY_MAX_CONNECTIONS, sizeof(*fds));
 	assert_non_null(fds);
@@ -851,22 +855,23 @@ static void test_reload_closes_tunnels_it_no_longer_allows(void **state)
 	close(fd);
 }
 
+/* One enforcing rest endpoint for the test's HTTP server, with `fields`. */
+static struct policy *http_rest_policy(struct world *w, const char *fields)
+{
+	char yaml[512];
+	snprintf(yaml, sizeof(yaml),
+		 "version: 1\nnetwork_policies:\n  l7:\n    endpoints:\n"
+		 "      - { host: 127.0.0.1, port: %u, protocol: rest, enforcement: enforce, %s }\n",
+		 (unsigned)w->http.port, fields);
+	return tu_policy_load(yaml);
+}
+
 /* `tls: skip` concerns TLS: a forwarded http:// request to an endpoint with
  * L7 rules is still judged by them. */
 static void test_forward_l7_rules_hold_with_tls_skip(void **state)
 {
 	struct world *w = *state;
-	char yaml[512];
-	snprintf(yaml, sizeof(yaml),
-		 "version: 1\nnetwork_policies:\n  ro:\n    endpoints:\n"
-		 "      - { host: 127.0.0.1, port: %u, protocol: rest, enforcement: enforce,"
-		 " access: read-only, tls: skip }\n", (unsigned)w->http.port);
-	struct policy_errors errs = { 0 };
-	struct policy *ro = policy_load_buffer(yaml, strlen(yaml), "<ro>", &errs);
-	for (size_t i = 0; ro == NULL && i < errs.n; i++)
-		fprintf(stderr, "%s\n", errs.msgs[i]);
-	policy_errors_free(&errs);
-	assert_non_null(ro);
+	struct policy *ro = http_rest_policy(w, "access: read-only, tls: skip");
 	tu_pt_set_policy(&w->pt, w->px, ro);
 	char req[256];
 	snprintf(req, sizeof(req), "DELETE http://127.0.0.1:%u/x HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -885,12 +890,7 @@ static void test_forward_l7_rules_hold_with_tls_skip(void **state)
 static void test_forward_long_method_refused(void **state)
 {
 	struct world *w = *state;
-	char yaml[512];
-	snprintf(yaml, sizeof(yaml),
-		 "version: 1\nnetwork_policies:\n  all:\n    endpoints:\n"
-		 "      - { host: 127.0.0.1, port: %u, protocol: rest, enforcement: enforce,"
-		 " access: full }\n", (unsigned)w->http.port);
-	struct policy *full = tu_policy_load(yaml);
+	struct policy *full = http_rest_policy(w, "access: full");
 	tu_pt_set_policy(&w->pt, w->px, full);
 	char method[POLICY_L7_MAX_METHOD_BYTES + 9], req[512];
 	memset(method, 'M', sizeof(method) - 1);
