@@ -30,7 +30,8 @@ struct http_resp_head {
 	bool has_content_length;
 	uint64_t content_length;
 	bool chunked;
-	bool conn_close;            /* Connection: close */
+	bool conn_close;            /* Connection: close, or HTTP/1.0 without keep-alive */
+	bool conn_keep_alive;       /* Connection: keep-alive */
 	bool has_upgrade;           /* an Upgrade header */
 	unsigned n_upgrade;         /* Upgrade lines */
 	struct http_slice upgrade;  /* the first Upgrade line's value */

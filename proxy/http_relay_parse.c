@@ -121,6 +121,8 @@ static bool header_line(const char *p, size_t len, struct http_resp_head *h, uns
 	} else if (http_slice_eq_nocase(name, "connection")) {
 		if (http_list_has_token(v, "close"))
 			h->conn_close = true;
+		if (http_list_has_token(v, "keep-alive"))
+			h->conn_keep_alive = true;
 	} else if (http_slice_eq_nocase(name, "upgrade")) {
 		if (h->n_upgrade++ == 0)
 			h->upgrade = v;
@@ -172,6 +174,10 @@ enum http_resp_result http_resp_parse(const char *buf, size_t len, struct http_r
 		*why = "both Content-Length and Transfer-Encoding";
 		return HTTP_RESP_BAD;
 	}
+	/* An HTTP/1.0 server closes after the response unless it says otherwise
+	 * (RFC 9112 9.3): no further request may be sent to it. */
+	if (out->minor_version == 0 && !out->conn_keep_alive)
+		out->conn_close = true;
 	return HTTP_RESP_OK;
 }
 

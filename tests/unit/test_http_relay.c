@@ -67,6 +67,16 @@ static void test_response_parser(void **state)
 	assert_int_equal(parse("HTTP/1.0 204\r\nConnection: close\r\n\r\n", &h), HTTP_RESP_OK);
 	assert_true(h.conn_close);
 	assert_int_equal(h.minor_version, 0);
+	/* HTTP/1.0 closes unless it says keep-alive; HTTP/1.1 stays unless it says close */
+	assert_int_equal(parse("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", &h),
+			 HTTP_RESP_OK);
+	assert_true(h.conn_close);
+	assert_int_equal(parse("HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\n"
+			       "Content-Length: 0\r\n\r\n", &h), HTTP_RESP_OK);
+	assert_false(h.conn_close);
+	assert_int_equal(parse("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", &h),
+			 HTTP_RESP_OK);
+	assert_false(h.conn_close);
 	assert_int_equal(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n", &h),
 			 HTTP_RESP_OK);
 	assert_true(h.chunked);
@@ -253,6 +263,20 @@ static void h_101_other(struct up *u, int fd)
 		send_str(fd, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket, h2c\r\n"
 			     "Connection: Upgrade\r\n\r\nrawbytes");
 	sleep(1);
+}
+
+/* An HTTP/1.0 server that does not say keep-alive, yet reads on: a relay
+ * that sent it another request would get that answered too. */
+static void h_http10(struct up *u, int fd)
+{
+	char buf[8192], resp[512];
+	while (up_read_request(u, fd, buf, sizeof(buf)) > 0) {
+		char path[256] = "";
+		sscanf(buf, "%*s %255s", path);
+		snprintf(resp, sizeof(resp), "HTTP/1.0 200 OK\r\nContent-Length: %zu\r\n\r\nok %s",
+			 strlen(path) + 3, path);
+		send_str(fd, resp);
+	}
 }
 
 static void h_eof_body(struct up *u, int fd)
@@ -979,6 +1003,22 @@ static void test_connection_tokens_from_every_line(void **state)
 	assert_null(strstr(buf, "ok /three"));
 }
 
+/* An HTTP/1.0 response without keep-alive ends what the connection can
+ * carry: the next pipelined request is not sent, the tunnel ends after it. */
+static void test_http10_response_ends_the_tunnel(void **state)
+{
+	struct world *w = *state;
+	use_handler(w, h_http10);
+	char host[64], req[512], buf[4096];
+	host_line(w, host, sizeof(host));
+	snprintf(req, sizeof(req), "GET /one HTTP/1.1\r\n%s\r\nGET /two HTTP/1.1\r\n%s\r\n",
+		 host, host);
+	tunnel_exchange(w, req, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "ok /one"));
+	assert_null(strstr(buf, "ok /two"));
+	assert_false(up_saw(w, "/two"));
+}
+
 /* A denied HEAD on a keep-alive tunnel: the 403's head, no body, so the
  * next response is read where the client expects it. */
 static void test_denied_head_has_no_body(void **state)
@@ -1137,6 +1177,7 @@ int main(void)
 		cmocka_unit_test(test_101_must_name_a_requested_protocol),
 		cmocka_unit_test(test_connection_tokens_from_every_line),
 		cmocka_unit_test(test_denied_head_has_no_body),
+		cmocka_unit_test(test_http10_response_ends_the_tunnel),
 		cmocka_unit_test(test_long_method_refused),
 	};
 	int rc = cmocka_run_group_tests(pure, NULL, NULL);
