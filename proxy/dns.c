@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "policy/policy.h"
@@ -610,6 +611,15 @@ static int open_handles(struct dns_responder *d, int udp_fd, int tcp_fd, char *e
 	rc = uv_udp_open(&d->udp, udp_fd);
 	if (rc < 0)
 		goto fail_tcp_fd;
+	/* uv_udp_open() turns SO_REUSEADDR on, and Linux lets any other UDP
+	 * socket that sets it share the port, whoever owns it: a sandboxed
+	 * process would receive the sandbox's DNS queries. Off again. */
+	int off = 0;
+	if (setsockopt(udp_fd, SOL_SOCKET, SO_REUSEADDR, &off, sizeof(off)) != 0) {
+		rc = uv_translate_sys_error(errno);
+		udp_fd = -1; /* the handle owns it now */
+		goto fail_tcp_fd;
+	}
 	udp_fd = -1;
 	rc = uv_tcp_init(d->px->loop, &d->listener);
 	if (rc < 0)

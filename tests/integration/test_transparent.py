@@ -397,6 +397,30 @@ def test_capture_ports_refuse_direct_connections(world, dns_mark):
         h.wait(timeout=15)
 
 
+COBIND_PROBE = r'''
+import json, socket, sys
+out = {}
+for addr in ("127.0.0.1", "0.0.0.0"):
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        u.bind((addr, int(sys.argv[1]))); out[addr] = "bound"
+    except OSError as e:
+        out[addr] = type(e).__name__
+print(json.dumps(out))
+'''
+
+
+def test_policy_dns_port_cannot_be_shared_by_the_workload(world, dns_mark):
+    """UDP sockets that both set SO_REUSEADDR may share a port on Linux whoever owns
+    them: the responder's socket does not set it, so the workload cannot bind its port
+    and take the sandbox's DNS queries."""
+    r = world.run_sandbox(world.policy_yaml([("api.allowed.test", 80)]),
+                          [W.PYTHON, "-c", COBIND_PROBE, str(CAPTURE_DNS_PORT)])
+    o = r.json_stdout()
+    assert o == {"127.0.0.1": "OSError", "0.0.0.0": "OSError"}, str(r)
+
+
 FAST_FAIL_PROBE = r'''
 import json, socket, sys, time
 out = {}
