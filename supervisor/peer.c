@@ -219,7 +219,10 @@ static int proc_pid(const char *name)
 	return (int)v;
 }
 
-/* The pid of a process in ns_pid's network namespace holding the socket. */
+/* The one process in ns_pid's network namespace holding the socket. -1 when
+ * none does, when two do (a socket inherited or passed on names nobody for
+ * sure: the first holder may have exec'ed something else since), or when the
+ * limits end the scan before that could be told. */
 static pid_t socket_owner(pid_t ns_pid, unsigned long inode)
 {
 	char want[48], nspath[64];
@@ -237,20 +240,27 @@ static pid_t socket_owner(pid_t ns_pid, unsigned long inode)
 		return -1;
 	}
 	pid_t owner = -1;
+	bool shared = false, cut_short = false;
 	long fd_budget = SUP_PEER_MAX_FDS;
 	unsigned procs = 0;
 	struct dirent *e;
-	while (owner < 0 && procs < SUP_PEER_MAX_PROCS && fd_budget > 0 &&
-	       (e = readdir(d)) != NULL) {
+	while (!shared && (e = readdir(d)) != NULL) {
 		int pid = proc_pid(e->d_name);
 		if (pid < 0)
 			continue;
-		procs++;
-		if (same_netns(dirfd(d), pid, &ns) && holds_socket(dirfd(d), pid, want, &fd_budget))
+		if (++procs > SUP_PEER_MAX_PROCS || fd_budget <= 0) {
+			cut_short = true;
+			break;
+		}
+		if (!same_netns(dirfd(d), pid, &ns) || !holds_socket(dirfd(d), pid, want, &fd_budget))
+			continue;
+		if (owner < 0)
 			owner = (pid_t)pid;
+		else
+			shared = true;
 	}
 	closedir(d);
-	return owner;
+	return shared || cut_short ? -1 : owner;
 }
 
 int sup_peer_lookup(pid_t ns_pid, int ipproto, const struct sockaddr_storage *sock_local,

@@ -306,7 +306,8 @@ void sup_bypass_free(struct sup_ctx *ctx);  /* after the loop ran out: the socke
 /* peer.c: the process in ns_pid's network namespace that owns the socket
  * whose own (sandbox-side) address is sock_local, for IPPROTO_TCP or
  * IPPROTO_UDP. Returns 0 with *pid_out and exe (its /proc/PID/exe, "" if
- * unreadable) or -1 if not found within the SUP_PEER_MAX_* limits. */
+ * unreadable), or -1 if no process, more than one process (an inherited or
+ * passed socket) or none within the SUP_PEER_MAX_* limits holds it. */
 int sup_peer_lookup(pid_t ns_pid, int ipproto, const struct sockaddr_storage *sock_local,
 		    pid_t *pid_out, char *exe, size_t exelen);
 /* proxy_hooks.identify for the proxy (ud: the sup_ctx). */

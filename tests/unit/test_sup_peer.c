@@ -180,6 +180,45 @@ static void test_child_holder(void **state)
 	assert_int_equal(waitpid(pid, NULL, 0), pid);
 }
 
+/* A socket two processes hold (inherited across fork) names neither: the
+ * first holder may since have exec'ed a trusted binary. */
+static void test_shared_socket_names_nobody(void **state)
+{
+	(void)state;
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(p[0]);
+		int fd = socket(AF_INET, SOCK_DGRAM, 0);
+		struct sockaddr_in a = { .sin_family = AF_INET };
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		socklen_t len = sizeof a;
+		if (setpgid(0, 0) != 0 || fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+		    getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+			_exit(1);
+		pid_t grandchild = fork(); /* holds the socket too */
+		uint16_t port = a.sin_port;
+		if (grandchild < 0 ||
+		    (grandchild > 0 && write(p[1], &port, sizeof port) != sizeof port))
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	close(p[1]);
+	uint16_t port;
+	assert_int_equal(read(p[0], &port, sizeof port), (ssize_t)sizeof port);
+	close(p[0]);
+	struct sockaddr_storage local = v4("127.0.0.1", port);
+	pid_t found = 0;
+	int rc = sup_peer_lookup(getpid(), IPPROTO_UDP, &local, &found, NULL, 0);
+	kill(-pid, SIGKILL);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	if (rc != -1)
+		fail_msg("a shared socket named pid %d (child %d)", (int)found, (int)pid);
+}
+
 /* A holder outside ns_pid's network namespace is not the sender. */
 static void test_other_netns_holder_ignored(void **state)
 {
@@ -224,6 +263,7 @@ int main(void)
 		cmocka_unit_test(test_tcp_connected),
 		cmocka_unit_test(test_dual_stack),
 		cmocka_unit_test(test_child_holder),
+		cmocka_unit_test(test_shared_socket_names_nobody),
 		cmocka_unit_test(test_other_netns_holder_ignored),
 		cmocka_unit_test(test_bad_input),
 	};
