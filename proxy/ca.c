@@ -267,7 +267,14 @@ static int write_file_atomic(const char *dir, const char *name, int copy_fd, siz
 		snprintf(err, errlen, "%s/%s: path too long", dir, name);
 		return -1;
 	}
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	/* A fresh file: whatever sits at tmp (a FIFO that would block the open,
+	 * a hard link to another file that O_TRUNC would clobber) is removed,
+	 * and O_EXCL refuses anything that appears there in between. */
+	if (unlink(tmp) != 0 && errno != ENOENT) {
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0) {
 		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
 		return -1;

@@ -168,6 +168,37 @@ static void test_ca_files(void **state)
 	proxy_ca_free(ca);
 }
 
+/* What someone who can write the directory left at the temporary names (a
+ * FIFO the open would block on, a hard link to a file O_TRUNC would empty)
+ * is replaced, not opened. */
+static void test_ca_files_replace_planted_temporaries(void **state)
+{
+	struct proxy_ca *ca = new_ca();
+	char dir[] = "/tmp/test-tls-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char fifo[256], hard[256], victim[256];
+	snprintf(fifo, sizeof(fifo), "%s/.%s.tmp", dir, PROXY_CA_CERT_FILE);
+	snprintf(hard, sizeof(hard), "%s/.%s.tmp", dir, PROXY_CA_BUNDLE_FILE);
+	snprintf(victim, sizeof(victim), "%s/victim", dir);
+	assert_int_equal(mkfifo(fifo, 0666), 0);
+	FILE *f = fopen(victim, "w");
+	assert_non_null(f);
+	assert_true(fputs("keep me\n", f) >= 0);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(link(victim, hard), 0);
+	char cert[4096], bundle[4096], err[256];
+	assert_int_equal(proxy_ca_write_files(ca, dir, cert, sizeof(cert), bundle, sizeof(bundle),
+					      err, sizeof(err)), 0);
+	assert_string_equal(slurp(victim), "keep me\n");
+	assert_string_equal(slurp(cert), ca->ca_pem);
+	assert_int_equal(access(fifo, F_OK), -1);
+	unlink(cert);
+	unlink(bundle);
+	unlink(victim);
+	rmdir(dir);
+	proxy_ca_free(ca);
+}
+
 static void test_sniff(void **state)
 {
 	const unsigned char tls10[] = { 0x16, 0x03, 0x01, 0x02, 0x00 };
@@ -433,6 +464,7 @@ int main(void)
 		cmocka_unit_test(test_leaf_dns_and_ip),
 		cmocka_unit_test(test_leaf_cache_lru),
 		cmocka_unit_test(test_ca_files),
+		cmocka_unit_test(test_ca_files_replace_planted_temporaries),
 		cmocka_unit_test(test_sniff),
 		cmocka_unit_test(test_server_side_alpn_and_chain),
 		cmocka_unit_test(test_session_resumption),
