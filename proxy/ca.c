@@ -111,7 +111,8 @@ static X509 *make_ca_cert(EVP_PKEY *key)
 		  X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
 					     (const unsigned char *)CA_ORG, -1, -1, 0) == 1 &&
 		  X509_set_issuer_name(x, name) == 1 && X509_set_pubkey(x, key) == 1 &&
-		  add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE") &&
+		  /* pathlen:0: it signs leaves only, never another CA */
+		  add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") &&
 		  add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign") &&
 		  add_ext(x, x, NID_subject_key_identifier, "hash") &&
 		  X509_sign(x, key, EVP_sha256()) > 0;

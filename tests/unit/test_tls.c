@@ -55,6 +55,7 @@ static void test_ca_certificate(void **state)
 	assert_non_null(strstr(ca->ca_pem, "-----BEGIN CERTIFICATE-----"));
 	assert_null(strstr(ca->ca_pem, "PRIVATE"));
 	assert_int_equal(X509_check_ca(ca->ca_cert), 1);
+	assert_int_equal(X509_get_pathlen(ca->ca_cert), 0); /* signs leaves only */
 	EVP_PKEY *pub = X509_get0_pubkey(ca->ca_cert);
 	assert_int_equal(EVP_PKEY_get_id(pub), EVP_PKEY_EC);
 	assert_int_equal(EVP_PKEY_get_bits(pub), 256);
