@@ -899,12 +899,7 @@ static void test_reload_closes_upgraded_tunnel_it_no_longer_allows(void **state)
  * (flow-mapping text); returns it for restore_policy(). */
 static struct policy *use_up_policy(struct world *w, const char *keys)
 {
-	char yaml[1024];
-	snprintf(yaml, sizeof(yaml),
-		 "version: 1\nnetwork_policies:\n  l7:\n    endpoints:\n"
-		 "      - { host: 127.0.0.1, port: %u, protocol: rest, enforcement: enforce, %s }\n",
-		 (unsigned)w->up.port, keys);
-	struct policy *p = tu_policy_load(yaml);
+	struct policy *p = tu_rest_policy(w->up.port, keys);
 	set_policy(w, p);
 	return p;
 }

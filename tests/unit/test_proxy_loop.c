@@ -855,23 +855,12 @@ static void test_reload_closes_tunnels_it_no_longer_allows(void **state)
 	close(fd);
 }
 
-/* One enforcing rest endpoint for the test's HTTP server, with `fields`. */
-static struct policy *http_rest_policy(struct world *w, const char *fields)
-{
-	char yaml[512];
-	snprintf(yaml, sizeof(yaml),
-		 "version: 1\nnetwork_policies:\n  l7:\n    endpoints:\n"
-		 "      - { host: 127.0.0.1, port: %u, protocol: rest, enforcement: enforce, %s }\n",
-		 (unsigned)w->http.port, fields);
-	return tu_policy_load(yaml);
-}
-
 /* `tls: skip` concerns TLS: a forwarded http:// request to an endpoint with
  * L7 rules is still judged by them. */
 static void test_forward_l7_rules_hold_with_tls_skip(void **state)
 {
 	struct world *w = *state;
-	struct policy *ro = http_rest_policy(w, "access: read-only, tls: skip");
+	struct policy *ro = tu_rest_policy(w->http.port, "access: read-only, tls: skip");
 	tu_pt_set_policy(&w->pt, w->px, ro);
 	char req[256];
 	snprintf(req, sizeof(req), "DELETE http://127.0.0.1:%u/x HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -890,7 +879,7 @@ static void test_forward_l7_rules_hold_with_tls_skip(void **state)
 static void test_forward_long_method_refused(void **state)
 {
 	struct world *w = *state;
-	struct policy *full = http_rest_policy(w, "access: full");
+	struct policy *full = tu_rest_policy(w->http.port, "access: full");
 	tu_pt_set_policy(&w->pt, w->px, full);
 	char method[POLICY_L7_MAX_METHOD_BYTES + 9], req[512];
 	memset(method, 'M', sizeof(method) - 1);

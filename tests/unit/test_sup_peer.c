@@ -129,11 +129,26 @@ static void test_dual_stack(void **state)
 	close(fd);
 }
 
+/* A UDP socket on 127.0.0.1, any port; *a is its address. -1 on failure. */
+static int udp_on_loopback(struct sockaddr_in *a)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	*a = (struct sockaddr_in){ .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof *a;
+	if (fd < 0 || bind(fd, (struct sockaddr *)a, sizeof *a) != 0 ||
+	    getsockname(fd, (struct sockaddr *)a, &len) != 0)
+		return -1;
+	return fd;
+}
+
+enum holder { HOLDER_ALONE, HOLDER_OTHER_NETNS, HOLDER_SHARED };
+
 /* Forks a child holding a UDP socket on 127.0.0.1, which it keeps until
- * killed; with other_netns the child then moves to a new network namespace
- * (the socket stays in ours). Returns its pid; *local is the socket's
- * address. */
-static pid_t fork_udp_holder(bool other_netns, struct sockaddr_storage *local)
+ * killed, in a process group of its own. HOLDER_OTHER_NETNS: the child then
+ * moves to a new network namespace (the socket stays in ours);
+ * HOLDER_SHARED: it forks a second holder of the same socket. Returns its
+ * pid; *local is the socket's address. */
+static pid_t fork_udp_holder(enum holder how, struct sockaddr_storage *local)
 {
 	int p[2];
 	assert_int_equal(pipe(p), 0);
@@ -141,14 +156,13 @@ static pid_t fork_udp_holder(bool other_netns, struct sockaddr_storage *local)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		close(p[0]);
-		int fd = socket(AF_INET, SOCK_DGRAM, 0);
-		struct sockaddr_in a = { .sin_family = AF_INET };
-		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		socklen_t len = sizeof a;
-		if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-		    getsockname(fd, (struct sockaddr *)&a, &len) != 0 ||
-		    (other_netns && unshare(CLONE_NEWNET) != 0) ||
-		    write(p[1], &a.sin_port, sizeof a.sin_port) != sizeof a.sin_port)
+		struct sockaddr_in a;
+		if (setpgid(0, 0) != 0 || udp_on_loopback(&a) < 0 ||
+		    (how == HOLDER_OTHER_NETNS && unshare(CLONE_NEWNET) != 0))
+			_exit(1);
+		pid_t second = how == HOLDER_SHARED ? fork() : 1;
+		if (second < 0 ||
+		    (second > 0 && write(p[1], &a.sin_port, sizeof a.sin_port) != sizeof a.sin_port))
 			_exit(1);
 		pause();
 		_exit(0);
@@ -166,7 +180,7 @@ static void test_child_holder(void **state)
 {
 	(void)state;
 	struct sockaddr_storage local;
-	pid_t pid = fork_udp_holder(false, &local);
+	pid_t pid = fork_udp_holder(HOLDER_ALONE, &local);
 	pid_t found = 0;
 	char exe[PATH_MAX];
 	assert_int_equal(sup_peer_lookup(getpid(), IPPROTO_UDP, &local, &found, exe, sizeof exe), 0);
@@ -185,32 +199,8 @@ static void test_child_holder(void **state)
 static void test_shared_socket_names_nobody(void **state)
 {
 	(void)state;
-	int p[2];
-	assert_int_equal(pipe(p), 0);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		close(p[0]);
-		int fd = socket(AF_INET, SOCK_DGRAM, 0);
-		struct sockaddr_in a = { .sin_family = AF_INET };
-		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		socklen_t len = sizeof a;
-		if (setpgid(0, 0) != 0 || fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-		    getsockname(fd, (struct sockaddr *)&a, &len) != 0)
-			_exit(1);
-		pid_t grandchild = fork(); /* holds the socket too */
-		uint16_t port = a.sin_port;
-		if (grandchild < 0 ||
-		    (grandchild > 0 && write(p[1], &port, sizeof port) != sizeof port))
-			_exit(1);
-		pause();
-		_exit(0);
-	}
-	close(p[1]);
-	uint16_t port;
-	assert_int_equal(read(p[0], &port, sizeof port), (ssize_t)sizeof port);
-	close(p[0]);
-	struct sockaddr_storage local = v4("127.0.0.1", port);
+	struct sockaddr_storage local;
+	pid_t pid = fork_udp_holder(HOLDER_SHARED, &local);
 	pid_t found = 0;
 	int rc = sup_peer_lookup(getpid(), IPPROTO_UDP, &local, &found, NULL, 0);
 	kill(-pid, SIGKILL);
@@ -226,7 +216,7 @@ static void test_other_netns_holder_ignored(void **state)
 	if (geteuid() != 0)
 		skip();
 	struct sockaddr_storage local;
-	pid_t pid = fork_udp_holder(true, &local);
+	pid_t pid = fork_udp_holder(HOLDER_OTHER_NETNS, &local);
 	assert_int_equal(sup_peer_lookup(getpid(), IPPROTO_UDP, &local, NULL, NULL, 0), -1);
 	kill(pid, SIGKILL);
 	assert_int_equal(waitpid(pid, NULL, 0), pid);

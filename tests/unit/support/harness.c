@@ -24,6 +24,16 @@ struct policy *tu_policy_load(const char *yaml)
 	return p;
 }
 
+struct policy *tu_rest_policy(uint16_t port, const char *fields)
+{
+	char yaml[1024];
+	snprintf(yaml, sizeof(yaml),
+		 "version: 1\nnetwork_policies:\n  l7:\n    endpoints:\n"
+		 "      - { host: 127.0.0.1, port: %u, protocol: rest, enforcement: enforce, %s }\n",
+		 (unsigned)port, fields);
+	return tu_policy_load(yaml);
+}
+
 void tu_log_hook(void *ud, int level, const char *msg)
 {
 	if (getenv("PROXY_TEST_VERBOSE") != NULL)

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <uv.h>
@@ -27,6 +28,9 @@
 /* Loads and validates yaml (named "<test>"); on errors prints them all and
  * fails the test. */
 struct policy *tu_policy_load(const char *yaml);
+/* One enforcing rest endpoint for 127.0.0.1:port with `fields` (flow-mapping
+ * text, e.g. "access: full") added to it. */
+struct policy *tu_rest_policy(uint16_t port, const char *fields);
 
 #define TU_MAX_PROXIES 2
 
