@@ -28,14 +28,19 @@ static unsigned char ascii_lower(unsigned char ch)
 }
 
 /* ASCII case-insensitive, independent of the process locale. */
-bool http_slice_eq_nocase(struct http_slice s, const char *lit)
+static bool slices_eq_nocase(struct http_slice a, struct http_slice b)
 {
-	if (s.len != strlen(lit))
+	if (a.len != b.len)
 		return false;
-	for (size_t i = 0; i < s.len; i++)
-		if (ascii_lower((unsigned char)s.p[i]) != ascii_lower((unsigned char)lit[i]))
+	for (size_t i = 0; i < a.len; i++)
+		if (ascii_lower((unsigned char)a.p[i]) != ascii_lower((unsigned char)b.p[i]))
 			return false;
 	return true;
+}
+
+bool http_slice_eq_nocase(struct http_slice s, const char *lit)
+{
+	return slices_eq_nocase(s, (struct http_slice){ lit, strlen(lit) });
 }
 
 const struct http_header *http_head_find(const struct http_head *h, const char *name)
@@ -70,16 +75,6 @@ bool http_list_next(struct http_slice *rest, struct http_slice *el)
 			return true;
 	}
 	return false;
-}
-
-static bool slices_eq_nocase(struct http_slice a, struct http_slice b)
-{
-	if (a.len != b.len)
-		return false;
-	for (size_t i = 0; i < a.len; i++)
-		if (ascii_lower((unsigned char)a.p[i]) != ascii_lower((unsigned char)b.p[i]))
-			return false;
-	return true;
 }
 
 bool http_list_has(struct http_slice list, struct http_slice token)

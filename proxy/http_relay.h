@@ -32,8 +32,7 @@ struct http_resp_head {
 	bool chunked;
 	bool conn_close;            /* Connection: close, or HTTP/1.0 without keep-alive */
 	bool conn_keep_alive;       /* Connection: keep-alive */
-	bool has_upgrade;           /* an Upgrade header */
-	unsigned n_upgrade;         /* Upgrade lines */
+	unsigned n_upgrade;         /* Upgrade lines (0: no Upgrade header) */
 	struct http_slice upgrade;  /* the first Upgrade line's value */
 };
 

@@ -126,7 +126,6 @@ static bool header_line(const char *p, size_t len, struct http_resp_head *h, uns
 	} else if (http_slice_eq_nocase(name, "upgrade")) {
 		if (h->n_upgrade++ == 0)
 			h->upgrade = v;
-		h->has_upgrade = true;
 	}
 	return true;
 }

@@ -85,25 +85,27 @@ static enum ssrf_class classify4(const uint8_t *a, const char **range)
  * (mapped), ::ffff:0:a.b.c.d (SIIT translated), ::a.b.c.d (deprecated
  * compatible, not :: or ::1), and 6to4
  * 2002:aabb:ccdd::/16. Returns a pointer to the 4 embedded bytes or NULL. */
-static const uint8_t *embedded_v4(const uint8_t *a, const char **form)
+enum v4_form { V4_MAPPED, V4_TRANSLATED, V4_COMPATIBLE, V4_6TO4 };
+
+static const uint8_t *embedded_v4(const uint8_t *a, enum v4_form *form)
 {
 	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
 	static const uint8_t translated[12] = { [8] = 0xff, [9] = 0xff };
 	static const uint8_t zeros[12] = { 0 };
 	if (memcmp(a, mapped, 12) == 0) {
-		*form = "IPv4-mapped";
+		*form = V4_MAPPED;
 		return a + 12;
 	}
 	if (memcmp(a, translated, 12) == 0) { /* SIIT ::ffff:0:a.b.c.d (RFC 2765) */
-		*form = "IPv4-translated";
+		*form = V4_TRANSLATED;
 		return a + 12;
 	}
 	if (memcmp(a, zeros, 12) == 0 && !(a[12] == 0 && a[13] == 0 && a[14] == 0 && a[15] <= 1)) {
-		*form = "IPv4-compatible";
+		*form = V4_COMPATIBLE;
 		return a + 12;
 	}
 	if (a[0] == 0x20 && a[1] == 0x02) {
-		*form = "6to4";
+		*form = V4_6TO4;
 		return a + 2;
 	}
 	return NULL;
@@ -119,17 +121,19 @@ static enum ssrf_class classify6(const uint8_t *a, const char **range)
 		if (classify4(a + 12, range) == SSRF_BLOCKED)
 			return SSRF_BLOCKED;
 	}
-	const char *form;
+	enum v4_form form;
 	const uint8_t *v4 = embedded_v4(a, &form);
 	if (v4 != NULL) {
 		enum ssrf_class c = classify4(v4, range);
-		if (c == SSRF_PUBLIC && strcmp(form, "IPv4-translated") == 0) {
+		if (c != SSRF_PUBLIC)
+			return c;
+		if (form == V4_TRANSLATED) {
 			/* SIIT reaches a.b.c.d only through a translator: the
 			 * prefix is internal whatever the address. */
 			*range = "SIIT ::ffff:0:0/96";
 			return SSRF_INTERNAL;
 		}
-		if (c != SSRF_PUBLIC || a[0] != 0x20) /* mapped/compatible: v4 class */
+		if (form != V4_6TO4) /* mapped/compatible: the v4 class */
 			return c;
 		/* 6to4 with a public embedded address: an ordinary public address */
 	}
