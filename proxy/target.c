@@ -50,6 +50,8 @@ bool target_parse_port(const char *p, size_t len, uint16_t *out)
 /* Store a host (already split from the port); bracketed = it was inside [ ]. */
 static bool set_host(struct proxy_target *t, const char *p, size_t len, bool bracketed)
 {
+	if (!bracketed && len > 0 && p[len - 1] == '.')
+		len--; /* the root label: "a.test." is "a.test" */
 	if (len == 0 || len > TARGET_MAX_HOST)
 		return false;
 	char tmp[TARGET_MAX_HOST + 1];
@@ -64,8 +66,9 @@ static bool set_host(struct proxy_target *t, const char *p, size_t len, bool bra
 		return inet_ntop(AF_INET6, t->addr, t->host, sizeof(t->host)) != NULL;
 	}
 	for (size_t i = 0; i < len; i++) {
-		if (!is_name_byte((unsigned char)tmp[i]))
-			return false;
+		if (!is_name_byte((unsigned char)tmp[i]) ||
+		    (tmp[i] == '.' && (i == 0 || i + 1 == len || tmp[i - 1] == '.')))
+			return false; /* not a character of a name, or an empty label */
 		tmp[i] = to_lower((unsigned char)tmp[i]);
 	}
 	memcpy(t->host, tmp, len + 1);

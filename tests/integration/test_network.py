@@ -53,6 +53,23 @@ def test_allowed_forward_http_reaches_world_via_proxy(world):
     assert [q["peer"] for q in reqs] == [W.CONTAINER_IP], reqs
 
 
+def test_fully_qualified_name_with_trailing_dot_is_the_same_host(world):
+    # "api.allowed.test." is the root-anchored spelling of the policy's host (some
+    # clients and resolv.conf set-ups write names so); it matches, and the upstream
+    # gets the name without the dot. Two trailing dots are no name: 400.
+    pol = world.policy_yaml([("api.allowed.test", 443), ("plain.allowed.test", 80)])
+    r = world.run_sandbox(pol, [*CURL, "--cacert", world.ca_cert, "https://api.allowed.test./"])
+    assert r.returncode == 0, str(r)
+    assert r.stdout.startswith("hello from api.allowed.test\n"), str(r)
+    assert PROXY_PEER + "\n" in r.stdout, str(r)
+    r = world.run_sandbox(pol, curl_code("http://plain.allowed.test./fqdn"))
+    body, code = split_code(r)
+    assert code == 200 and body.startswith("hello from plain.allowed.test\n"), str(r)
+    assert "path=/fqdn\n" in body, str(r)
+    reply = world.sandbox_connect(pol, "api.allowed.test..", 443)
+    assert reply.status == 400, str(reply.result)
+
+
 def test_wildcard_host_admits_one_label_only(world):
     pol = world.policy_yaml([("*.wild.test", 80)])
     r = world.run_sandbox(pol, curl_code("http://a.wild.test/"))

@@ -48,12 +48,18 @@ static void test_connect_targets(void **state)
 	t = connect_ok("[::1]:443");
 	target_format_hostport(&t, buf, sizeof(buf));
 	assert_string_equal(buf, "[::1]:443");
+	t = connect_ok("Api.Example.com.:443"); /* fully qualified: the same name */
+	assert_string_equal(t.host, "api.example.com");
+	t = connect_ok("10.0.0.1.:443");
+	assert_true(t.is_ip);
+	assert_string_equal(t.host, "10.0.0.1");
 
 	static const char *const bad[] = {
 		"example.com", "example.com:", ":443", "example.com:0", "example.com:65536",
 		"example.com:44a", "example.com:+44", "example.com:-1", "::1:443", "[::1]",
 		"[::1]443", "[nothex]:443", "[1.2.3.4]:443", "exa mple.com:443", "ex%41.com:443",
 		"a@b:443", "a/b:443", "example.com:443:1", "[::1]:443]", "example.com:0443000",
+		".:443", "example.com..:443", ".example.com:443", "a..b:443", "[::1.]:443",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct proxy_target x;
@@ -68,6 +74,10 @@ static void test_connect_targets(void **state)
 	memset(longname, 'a', 254);
 	strcpy(longname + 254, ":1");
 	assert_int_equal(target_parse_connect(longname, strlen(longname), &t), TARGET_BAD);
+	memset(longname, 'a', 253); /* 253 bytes and the root label's dot */
+	strcpy(longname + 253, ".:1");
+	assert_int_equal(target_parse_connect(longname, strlen(longname), &t), TARGET_OK);
+	assert_int_equal(strlen(t.host), 253);
 }
 
 static enum target_result abs_parse(const char *s, struct proxy_target *t)
