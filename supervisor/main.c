@@ -194,12 +194,23 @@ static void begin_shutdown(struct sup_ctx *ctx)
 	}
 }
 
+static bool is_terminal_stop(int sig)
+{
+	return sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+}
+
 static void on_sigchld(uv_signal_t *h, int signum)
 {
 	struct sup_ctx *ctx = h->data;
 	int status;
 	pid_t pid;
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+	while ((pid = waitpid(-1, &status, WNOHANG | WUNTRACED)) > 0) {
+		if (WIFSTOPPED(status)) {
+			if (pid == ctx->workload_pid && !ctx->workload_exited &&
+			    is_terminal_stop(WSTOPSIG(status)))
+				sup_terminal_workload_stopped(ctx, WSTOPSIG(status));
+			continue; /* SIGSTOP, or a session's child: someone else's business */
+		}
 		sup_ssh_child_exited(ctx, pid, status);
 		if (pid != ctx->workload_pid || ctx->workload_exited)
 			continue; /* an adopted orphan: reaped, nothing else to do */

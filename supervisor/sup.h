@@ -268,6 +268,9 @@ void sup_free_confinement(struct sup_ctx *ctx);
 bool sup_terminal_is_foreground(void);
 int sup_terminal_set_foreground(pid_t pgrp);
 void sup_terminal_reclaim(struct sup_ctx *ctx);
+/* The workload was stopped by SIGTSTP, SIGTTIN or SIGTTOU: stop the
+ * supervisor's job as well, then continue the workload (terminal.c). */
+void sup_terminal_workload_stopped(struct sup_ctx *ctx, int sig);
 bool sup_has_controlling_terminal(void);
 
 /* modes.c */

@@ -73,6 +73,33 @@ void sup_terminal_reclaim(struct sup_ctx *ctx)
 			strerror(errno));
 }
 
+/* The workload was stopped from the terminal: Ctrl-Z (SIGTSTP), or it read or
+ * wrote the terminal from the background (SIGTTIN, SIGTTOU). The shell that
+ * started the supervisor as a job waits for the supervisor, not for the
+ * workload, so the supervisor's own group stops too: the shell shows the job
+ * stopped, and `fg` or `bg` continues it here. Where there is no job control
+ * above the supervisor (docker run -it: it leads the session, so its group is
+ * orphaned) the kernel discards that stop, and the workload simply goes on,
+ * as PID 1 of a container ignores Ctrl-Z; nobody else could resume it. */
+void sup_terminal_workload_stopped(struct sup_ctx *ctx, int sig)
+{
+	sup_log(ctx, LOG_INFO, "workload stopped by %s; stopping the supervisor's job too",
+		strsignal(sig));
+	if (kill(0, SIGTSTP) != 0)
+		sup_log(ctx, LOG_WARN, "stopping the supervisor's group: %s", strerror(errno));
+	/* Continued (or the stop was discarded). `fg` gave us the terminal: the
+	 * workload's group gets it, as at its start. */
+	if (sup_terminal_is_foreground()) {
+		if (sup_terminal_set_foreground(ctx->workload_pid) == 0)
+			ctx->terminal_lent = true;
+		else
+			sup_log(ctx, LOG_WARN, "giving the terminal back to the workload: %s",
+				strerror(errno));
+	}
+	if (kill(-ctx->workload_pid, SIGCONT) != 0)
+		sup_log(ctx, LOG_WARN, "continuing the workload: %s", strerror(errno));
+}
+
 /* Only ENXIO says "no controlling terminal"; any other failure (say, no
  * /dev/tty node in the image) counts as one, which costs at most the "minimal"
  * seccomp filter. O_NONBLOCK: opening a serial line may wait for carrier. */

@@ -7,6 +7,7 @@ is the foreground again once it is gone. Each run gets a fresh pseudo-terminal."
 import os
 import re
 import select
+import signal
 import termios
 import time
 
@@ -24,15 +25,17 @@ READ_LINE = ["/bin/sh", "-c", "read x; echo got:$x"]
 
 # A job-control shell in miniature, run as the terminal's session leader: starts
 # argv[2:] (the supervisor) as a job in a group of its own, in the foreground (argv[1]
-# "fg") or not ("bg"), waits for it to exit or stop, and then says which group holds
-# the terminal: the job's ("supervisor"), its own ("shell") or another ("other").
+# "fg" or "fg-resume") or not ("bg"), waits for it to exit or stop, and then says which
+# group holds the terminal: the job's ("supervisor"), its own ("shell") or another
+# ("other"). A stopped job is killed, or with "fg-resume" reported and continued in
+# the foreground, as `fg` does (at most twice).
 JOB_SHELL = r"""
 import os, signal, sys
 signal.signal(signal.SIGTTOU, signal.SIG_IGN)
 pid = os.fork()
 if pid == 0:
     os.setpgid(0, 0)
-    if sys.argv[1] == "fg":
+    if sys.argv[1].startswith("fg"):
         os.tcsetpgrp(0, os.getpid())
     signal.signal(signal.SIGTTOU, signal.SIG_DFL)
     os.execv(sys.argv[2], sys.argv[2:])
@@ -40,12 +43,18 @@ try:
     os.setpgid(pid, pid)
 except OSError:
     pass  # the job got there first and has exec'd
-_, status = os.waitpid(pid, os.WUNTRACED)
-if os.WIFSTOPPED(status):
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
+for resumes in range(3):
+    _, status = os.waitpid(pid, os.WUNTRACED)
+    if not os.WIFSTOPPED(status):
+        break
+    os.tcsetpgrp(0, os.getpgrp())
     print("JOB stopped=%d" % os.WSTOPSIG(status), flush=True)
-    sys.exit(1)
+    if sys.argv[1] != "fg-resume" or resumes == 2:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        sys.exit(1)
+    os.tcsetpgrp(0, pid)
+    os.kill(-pid, signal.SIGCONT)
 fg = os.tcgetpgrp(0)
 where = "supervisor" if fg == pid else "shell" if fg == os.getpgrp() else "other"
 print("JOB rc=%d foreground=%s" % (os.waitstatus_to_exitcode(status), where), flush=True)
@@ -128,6 +137,46 @@ def test_background_job_leaves_the_terminal_alone(world, pty_pair):
     r = h.wait(timeout=10)
     assert b"ran" in out, shown(out, r)
     assert b"JOB rc=0 foreground=shell" in out, shown(out, r)
+
+
+# ---- Ctrl-Z -------------------------------------------------------------------------
+
+# Says it runs, then reads a line: stopped by Ctrl-Z while it waits for it.
+CTRL_Z_WORKLOAD = ["/bin/sh", "-c", "echo waiting; read x; echo got:$x"]
+CTRL_Z = b"\x1a"  # VSUSP of a fresh pseudo-terminal
+
+
+def test_ctrl_z_without_job_control_does_not_hang_the_workload(world, pty_pair):
+    """docker run -it: nobody above the supervisor could resume a stopped workload, so
+    Ctrl-Z must not leave it stopped for good (a container's PID 1 ignores it)."""
+    master, _, slave_path = pty_pair
+    h = world.start_sandbox(POLICY, CTRL_Z_WORKLOAD, terminal=slave_path,
+                            terminal_stdio=True)
+    out = read_until(master, b"waiting")
+    os.write(master, CTRL_Z)
+    time.sleep(0.5)  # the stop and its handling, before the line it must read
+    os.write(master, b"after\n")
+    out += read_until(master, b"got:after")
+    r = h.wait(timeout=10)
+    assert b"got:after" in out, shown(out, r)
+    assert r.returncode == 0, shown(out, r)
+
+
+def test_ctrl_z_stops_the_shell_job_and_fg_continues_it(world, pty_pair):
+    """Started by an interactive shell: Ctrl-Z stops the job the shell knows (the
+    supervisor's), and `fg` gives the terminal back to the workload, which goes on."""
+    master, _, slave_path = pty_pair
+    h = world.start_sandbox(POLICY, CTRL_Z_WORKLOAD, terminal=slave_path,
+                            terminal_stdio=True, wrapper=[PY, "-c", JOB_SHELL, "fg-resume"])
+    out = read_until(master, b"waiting")
+    os.write(master, CTRL_Z)
+    out += read_until(master, rb"JOB stopped=\d+")
+    os.write(master, b"resumed\n")
+    out += read_until(master, rb"JOB rc.*\n")
+    r = h.wait(timeout=10)
+    assert b"JOB stopped=%d" % signal.SIGTSTP in out, shown(out, r)
+    assert b"got:resumed" in out, shown(out, r)
+    assert b"JOB rc=0 foreground=supervisor" in out, shown(out, r)
 
 
 # ---- terminal injection through the controlling terminal alone ------------------------
