@@ -8,6 +8,8 @@
  * explicitly so clients fail at once instead of timing out; the drop policy
  * only catches what no reject rule matched.
  *
+ * (A socket bound to lo that dials another host is captured, or refused.)
+ *
  * Input chain, policy drop: only loopback and replies to what the output
  * chain let out. The namespace has no link to the outside, so no packet from
  * outside can arrive at all; the chain keeps it so should a link ever appear:
@@ -77,7 +79,9 @@ static void add_accepts(struct text *t, const char *proxy_ip, uint16_t port)
 	text_add(t, "\t\toifname \"lo\" ip daddr %s tcp dport %u accept\n", proxy_ip,
 		 (unsigned)port);
 	text_add(t, "\t\tip daddr %s counter goto deny\n", proxy_ip);
-	text_add(t, "\t\toifname \"lo\" accept\n");
+	/* A socket bound to lo (SO_BINDTODEVICE) that dials another host: its
+	 * packets would loop on lo and be dropped as martians, a hang. */
+	text_add(t, "\t\toifname \"lo\" fib daddr type local accept\n");
 }
 
 /* run_id is restricted to [0-9A-Za-z] by the caller, so it needs no quoting.
@@ -144,7 +148,9 @@ static void add_capture_chain(struct text *t, const char *proxy_ip, uint16_t por
 		 (unsigned)port, (unsigned)tcp_port);
 	/* the proxy port is never redirected, whatever link a socket is bound to */
 	text_add(t, "\t\tip daddr %s return\n", proxy_ip);
-	text_add(t, "\t\toifname \"lo\" return\n");
+	/* Local destinations, not "oifname lo": a socket bound to lo that dials
+	 * another host is captured like any other. */
+	text_add(t, "\t\tfib daddr type local return\n");
 	text_add(t, "\t\tmeta nfproto ipv4 meta l4proto tcp counter redirect to :%u\n",
 		 (unsigned)tcp_port);
 	text_add(t, "\t}\n");

@@ -339,6 +339,44 @@ def test_direct_connect_rejected_at_once(world, target):
     assert o["elapsed"] < 1.0, o
 
 
+# SO_BINDTODEVICE needs no privilege: a socket bound to lo that dials another host
+# must neither hang (its packets looping on lo, dropped as martians) nor get out.
+BOUND_TO_LO = r'''
+import json, socket, sys, time
+out = {}
+for kind in ("tcp", "udp"):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if kind == "tcp" else
+                      socket.SOCK_DGRAM)
+    s.settimeout(3)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"lo")
+    t = time.monotonic()
+    try:
+        s.connect((sys.argv[1], 80))
+        if kind == "tcp":
+            s.sendall(b"GET / HTTP/1.0\r\nHost: api.allowed.test\r\n\r\n")
+        else:
+            s.send(b"x")
+        out[kind] = "data " + s.recv(200).decode(errors="replace")
+    except OSError as e:
+        out[kind] = type(e).__name__
+    out[kind + "_s"] = time.monotonic() - t
+print(json.dumps(out))
+'''
+
+
+def test_socket_bound_to_loopback_is_captured_or_refused(world):
+    """TCP is captured like any other connection (here to an allowed host: answered
+    through the proxy); UDP is refused at once."""
+    mark = world.http_mark()
+    r = world.run_sandbox(bypass_policy(world), [W.PYTHON, "-c", BOUND_TO_LO, "198.51.100.10"])
+    assert r.returncode == 0, str(r)
+    o = r.json_stdout()
+    assert o["tcp"].startswith("data HTTP/1.1 200"), o
+    assert [q["peer"] for q in world.http_requests(mark)] == [W.CONTAINER_IP]
+    assert o["udp"] in ("PermissionError", "ConnectionRefusedError"), o
+    assert o["udp_s"] < 1.0, o
+
+
 UDP_PROBE = r'''
 import json, socket, sys, time
 payload = sys.argv[1].encode()

@@ -34,7 +34,7 @@ static const char golden[] =
 	"\t\tct state established,related accept\n"
 	"\t\toifname \"lo\" ip daddr 10.200.0.1 tcp dport 3128 accept\n"
 	"\t\tip daddr 10.200.0.1 counter goto deny\n"
-	"\t\toifname \"lo\" accept\n"
+	"\t\toifname \"lo\" fib daddr type local accept\n"
 	"\t\tgoto deny\n"
 	"\t}\n"
 	"}\n";
@@ -106,7 +106,8 @@ static void test_order(void **state)
 	long proxy = pos("oifname \"lo\" ip daddr 10.200.7.1 tcp dport 8080 accept");
 	/* the proxy address is on lo: its other ports are refused before lo is accepted */
 	long proxy_deny = pos("ip daddr 10.200.7.1 counter goto deny");
-	long lo = pos("\t\toifname \"lo\" accept\n");
+	/* loopback to local addresses only: a socket bound to lo dialing out is denied */
+	long lo = pos("\t\toifname \"lo\" fib daddr type local accept\n");
 	long go = pos("\t\tgoto deny\n");
 	assert_true(out < policy && policy < not_lo && not_lo < ct && ct < proxy &&
 		    proxy < proxy_deny && proxy_deny < lo && lo < go);
@@ -235,7 +236,9 @@ static void test_capture_order(void **state)
 	long px_other = pos("ip daddr 10.200.3.1 tcp dport != 3128 counter redirect to :15001\n");
 	/* and its proxy port never, whatever link the socket is bound to */
 	long px_ret = pos("\t\tip daddr 10.200.3.1 return\n");
-	long lo_ret = pos("oifname \"lo\" return\n");
+	/* local destinations are left alone, not "lo": a socket bound to lo that
+	 * dials out is captured like any other */
+	long lo_ret = pos("\t\tfib daddr type local return\n");
 	long tcp = pos("meta nfproto ipv4 meta l4proto tcp counter redirect to :15001\n");
 	long filter = pos("chain output {");
 	assert_true(nat < dns_udp && dns_udp < dns_tcp && dns_tcp < px_other);
