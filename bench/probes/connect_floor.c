@@ -8,6 +8,12 @@
  * twice costs on this kernel; what openshell loses against the floor is its own.
  * A bench tool, not part of the sandbox: it trusts its clients.
  *
+ * With a third argument, a network namespace file (/proc/PID/ns/net), the
+ * listener is opened in that namespace and the upstream sockets in the one
+ * the floor was started in: the sandbox's topology (openshell's listener is in
+ * the sandbox namespace, its upstream sockets in the container's), so the
+ * floor can be measured on the sandbox's own path as well.
+ *
  *   cc -O2 -o floor bench/probes/connect_floor.c && ./floor 127.0.0.1 13132
  */
 #define _GNU_SOURCE
@@ -17,6 +23,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -315,15 +322,35 @@ static int listen_on(const char *ip, const char *port)
 	return fd;
 }
 
+/* The listener in the namespace at ns_path, then back to our own. */
+static int listen_in(const char *ns_path, const char *ip, const char *port)
+{
+	int own = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	int other = open(ns_path, O_RDONLY | O_CLOEXEC);
+	int fd = -1;
+	if (own >= 0 && other >= 0 && setns(other, CLONE_NEWNET) == 0) {
+		fd = listen_on(ip, port);
+		if (setns(own, CLONE_NEWNET) != 0) {
+			perror("floor: back to the starting namespace");
+			exit(1);
+		}
+	}
+	if (own >= 0)
+		close(own);
+	if (other >= 0)
+		close(other);
+	return fd;
+}
+
 int main(int argc, char **argv)
 {
 	static struct floor_state s;
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s IP PORT\n", argv[0]);
+	if (argc != 3 && argc != 4) {
+		fprintf(stderr, "usage: %s IP PORT [LISTENER_NETNS_FILE]\n", argv[0]);
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	s.listener = listen_on(argv[1], argv[2]);
+	s.listener = argc == 4 ? listen_in(argv[3], argv[1], argv[2]) : listen_on(argv[1], argv[2]);
 	s.ep = epoll_create1(EPOLL_CLOEXEC);
 	struct epoll_event lev = {.events = EPOLLIN, .data.ptr = NULL};
 	if (s.listener < 0 || s.ep < 0 || epoll_ctl(s.ep, EPOLL_CTL_ADD, s.listener, &lev) < 0) {
