@@ -230,7 +230,8 @@ class Bench:
         if self.features.get("interception"):
             out.append(("openshell", "openshell"))
         out += [("squid-bump", "%s:%d" % (BW.PEER_IP, BW.SQUID_BUMP_PORT)),
-                ("mitmproxy", "%s:%d" % (BW.PEER_IP, BW.MITM_PORT))]
+                ("mitmproxy", "%s:%d" % (BW.PEER_IP, BW.MITM_PORT)),
+                ("floor-tls", "%s:%d" % (BW.PEER_IP, BW.FLOOR_TLS_PORT))]
         return out
 
     def proxy_pid(self, name):
@@ -274,7 +275,7 @@ class Bench:
             port = int(proxy.rsplit(":", 1)[1])
             name = {BW.SQUID_PORT: "squid", BW.SQUID_BUMP_PORT: "squid",
                     BW.TINYPROXY_PORT: "tinyproxy", BW.MITM_PORT: "mitmproxy",
-                    BW.FLOOR_PORT: "floor"}.get(port)
+                    BW.FLOOR_PORT: "floor", BW.FLOOR_TLS_PORT: "floor-tls"}.get(port)
             if name:
                 self.bw.ensure_alive(name)
         return self.bw.proxy_addr if proxy == "openshell" else proxy
@@ -701,6 +702,34 @@ class Bench:
         value = ("%+.0f us" if latency else "%.2f x direct") % f.vs_direct
         return " (the floor relay itself: %s)" % value
 
+    def floor_tls_rates(self, metric):
+        """P3: what the TLS floor (both handshakes and SSL_read/SSL_write, nothing
+        else) itself reaches against squid-bump and mitmproxy, and whether that meets
+        openshell's target (2 x squid-bump, 20 x mitmproxy) too."""
+        f = self.row("P3", metric, "floor-tls")
+        if not f or not f.stats["median"]:
+            return ""
+        ratios, meets = [], True
+        for peer, factor in (("squid-bump", 2), ("mitmproxy", 20)):
+            p = self.row("P3", metric, peer)
+            if p and p.stats["median"]:
+                ratio = f.stats["median"] / p.stats["median"]
+                ratios.append("%.2fx %s" % (ratio, peer))
+                meets = meets and ratio >= factor
+        if not ratios:
+            return ""
+        return " (the TLS floor itself: %s%s)" % (", ".join(ratios),
+                                                  "" if meets else ", below the target too")
+
+    def floor_tls_added(self, scenario, metric, want):
+        """What the TLS floor itself adds to the direct path (latency, us), and
+        whether that is above the target too."""
+        f = self.row(scenario, metric, "floor-tls")
+        if not f or f.vs_direct is None:
+            return ""
+        return " (the TLS floor itself: %+.0f us%s)" % (
+            f.vs_direct, "" if f.vs_direct <= want else ", above the target too")
+
     def verdict(self):
         v = {}
 
@@ -731,13 +760,15 @@ class Bench:
                     continue
                 ok = ok and o.vs_peers.get("squid-bump", 0) >= 2 and \
                     o.vs_peers.get("mitmproxy", 0) >= 20
-                parts.append("%s: %s%s%s" % (
-                    m, fmt_peers(o.vs_peers), self.ceiling_note("P3", m, "squid-bump", 2),
+                parts.append("%s: %s%s%s%s" % (
+                    m, fmt_peers(o.vs_peers), self.floor_tls_rates(m),
+                    self.ceiling_note("P3", m, "squid-bump", 2),
                     self.ceiling_note("P3", m, "mitmproxy", 20)))
             t = self.row("P3", "p50 TTFB, new", "openshell")
             if t and t.vs_direct is not None:
                 ok = ok and t.vs_direct <= 1000
-                parts.append("+%.0f us TTFB" % t.vs_direct)
+                parts.append("+%.0f us TTFB%s" % (
+                    t.vs_direct, self.floor_tls_added("P3", "p50 TTFB, new", 1000)))
             check("P3", ok, "; ".join(parts))
         o = self.row("P4", "RSS", "openshell")
         if o and o.stats["median"] is not None:
@@ -757,8 +788,9 @@ class Bench:
                                                        o.stats["median"] / u.stats["median"]))
         o = self.row("P8", "p50 WebSocket", "openshell")
         if o and o.vs_direct is not None:
-            check("P8", o.vs_direct <= 100, "%+.0f us p50 vs direct; %s" % (
-                o.vs_direct, fmt_peers(o.vs_peers)))
+            check("P8", o.vs_direct <= 100, "%+.0f us p50 vs direct%s; %s" % (
+                o.vs_direct, self.floor_tls_added("P8", "p50 WebSocket", 100),
+                fmt_peers(o.vs_peers)))
         o, s = self.row("P7", "ssh", "openshell"), self.row("P7", "ssh", "sshd")
         if o and s and o.stats["median"] is not None:
             ratio = o.stats["median"] / s.stats["median"]
@@ -787,6 +819,7 @@ class Bench:
         self.bw.start_tinyproxy()
         self.bw.start_mitmproxy()
         self.bw.start_floor()
+        self.bw.start_floor_tls()
         self.collect_info()
         plan = [("P1", self.p1), ("P2", self.p2), ("P3", self.p3), ("P5", self.p5),
                 ("P6", self.p6), ("P7", self.p7), ("P8", self.p8), ("P4", self.p4)]

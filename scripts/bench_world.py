@@ -9,6 +9,7 @@ needs, all inside namespaces this module creates and removes.
                                      tinyproxy 198.51.100.2:13130
                                      mitmdump  198.51.100.2:13131
                                      floor     198.51.100.2:13132 (bench/probes)
+                                     floor-tls 198.51.100.2:13133 (bench/probes)
                                      sshd 127.0.0.1:2222 (ssh scenario)
 
 The client namespace stands where a peer proxy's client stands: one veth hop before the
@@ -53,6 +54,7 @@ SQUID_BUMP_PORT = 13129
 TINYPROXY_PORT = 13130
 MITM_PORT = 13131
 FLOOR_PORT = 13132
+FLOOR_TLS_PORT = 13133
 SSHD_PORT = 2222
 PEER_IP = W.CONTAINER_IP
 
@@ -424,6 +426,20 @@ DisableViaHeader Yes
                 str(exe)], timeout=120)
         self.start("floor", self.container_argv([exe, PEER_IP, FLOOR_PORT]))
         self.wait_listening(self.world.container_ns, PEER_IP, FLOOR_PORT, "floor")
+
+    def start_floor_tls(self):
+        """The TLS floor: bench/probes/tls_floor.c, built for this run by the Makefile's
+        probe rule (both handshakes, then SSL_read/SSL_write both ways, nothing else),
+        the least any TLS-intercepting CONNECT proxy costs. It verifies upstream against
+        the world's CA, as openshell does with --upstream-ca."""
+        self.starters["floor-tls"] = self.start_floor_tls
+        exe = self.dir / "probes" / "tls_floor"
+        if not exe.exists():
+            sh(["make", "-s", "--no-print-directory", "-C", REPO, "BUILD=%s" % self.dir,
+                str(exe)], timeout=120)
+        self.start("floor-tls", self.container_argv([exe, PEER_IP, FLOOR_TLS_PORT,
+                                                     self.world.ca_cert]))
+        self.wait_listening(self.world.container_ns, PEER_IP, FLOOR_TLS_PORT, "floor-tls")
 
     def start_mitmproxy(self):
         self.starters["mitmproxy"] = self.start_mitmproxy
