@@ -88,7 +88,7 @@ clang-check:
 PROBE_SRCS := $(wildcard bench/probes/*.c)
 PROBE_BINS := $(PROBE_SRCS:bench/probes/%.c=$(BUILD)/probes/%)
 probes: $(PROBE_BINS)
-$(BUILD)/probes/%: bench/probes/%.c
+$(BUILD)/probes/%: bench/probes/%.c bench/probes/floor_common.h
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -std=gnu11 $(WARN) -o $@ $< -lssl -lcrypto
 

@@ -225,13 +225,16 @@ class Bench:
             return [("direct", None), ("openshell", "openshell"),
                     ("squid", "%s:%d" % (BW.PEER_IP, BW.SQUID_PORT)),
                     ("tinyproxy", "%s:%d" % (BW.PEER_IP, BW.TINYPROXY_PORT)),
-                    ("floor", "%s:%d" % (BW.PEER_IP, BW.FLOOR_PORT))]
+                    ("floor", "%s:%d" % (BW.PEER_IP, BW.FLOOR_PORT)),
+                    ("floor-sandbox", "%s:%d" % (BW.SANDBOX_FLOOR_IP, BW.FLOOR_SANDBOX_PORT))]
         out = [("direct", None)]
         if self.features.get("interception"):
             out.append(("openshell", "openshell"))
         out += [("squid-bump", "%s:%d" % (BW.PEER_IP, BW.SQUID_BUMP_PORT)),
                 ("mitmproxy", "%s:%d" % (BW.PEER_IP, BW.MITM_PORT)),
-                ("floor-tls", "%s:%d" % (BW.PEER_IP, BW.FLOOR_TLS_PORT))]
+                ("floor-tls", "%s:%d" % (BW.PEER_IP, BW.FLOOR_TLS_PORT)),
+                ("floor-tls-sandbox", "%s:%d" % (BW.SANDBOX_FLOOR_IP,
+                                                 BW.FLOOR_TLS_SANDBOX_PORT))]
         return out
 
     def proxy_pid(self, name):
@@ -275,7 +278,9 @@ class Bench:
             port = int(proxy.rsplit(":", 1)[1])
             name = {BW.SQUID_PORT: "squid", BW.SQUID_BUMP_PORT: "squid",
                     BW.TINYPROXY_PORT: "tinyproxy", BW.MITM_PORT: "mitmproxy",
-                    BW.FLOOR_PORT: "floor", BW.FLOOR_TLS_PORT: "floor-tls"}.get(port)
+                    BW.FLOOR_PORT: "floor", BW.FLOOR_TLS_PORT: "floor-tls",
+                    BW.FLOOR_SANDBOX_PORT: "floor-sandbox",
+                    BW.FLOOR_TLS_SANDBOX_PORT: "floor-tls-sandbox"}.get(port)
             if name:
                 self.bw.ensure_alive(name)
         return self.bw.proxy_addr if proxy == "openshell" else proxy
@@ -690,17 +695,32 @@ class Bench:
         return (" (%g x %s = %.0f req/s is above the direct path's %.0f req/s: beyond "
                 "this machine for any proxy)" % (factor, peer, want, d.stats["median"]))
 
-    def floor_note(self, scenario, metric, want, latency=False):
-        """What the floor relay (splice and nothing else) itself reaches, when that
-        misses the target too: the part of the gap no TCP-terminating proxy avoids."""
-        f = self.row(scenario, metric, "floor")
+    FLOOR_LABELS = {"floor": "the floor relay", "floor-tls": "the TLS floor"}
+
+    def floor_note(self, scenario, metric, want, latency=False, floor="floor"):
+        """What a floor relay (bench/probes: the least such a proxy does) itself
+        reaches against the direct path on the peers' path, and whether it misses
+        the target too: the part of the gap no such proxy avoids."""
+        f = self.row(scenario, metric, floor)
         if not f or f.vs_direct is None:
             return ""
         missed = f.vs_direct > want if latency else f.vs_direct < want
-        if not missed:
-            return ""
         value = ("%+.0f us" if latency else "%.2f x direct") % f.vs_direct
-        return " (the floor relay itself: %s)" % value
+        return " (%s itself: %s%s)" % (self.FLOOR_LABELS[floor], value,
+                                       ", missing the target too" if missed else "")
+
+    def own_path_note(self, scenario, metric, floor, latency=False):
+        """openshell against the same floor relay on openshell's own path (listening
+        in the sandbox namespace, its clients there): what is left is openshell's
+        code, not the path."""
+        o, f = self.row(scenario, metric, "openshell"), self.row(scenario, metric, floor)
+        if not o or not f or o.stats["median"] is None or not f.stats["median"]:
+            return ""
+        if latency:
+            return "; openshell %+.0f us against %s (its own path)" % (
+                o.stats["median"] - f.stats["median"], floor)
+        return "; openshell %.2fx %s (its own path)" % (o.stats["median"] / f.stats["median"],
+                                                         floor)
 
     def floor_tls_rates(self, metric):
         """P3: what the TLS floor (both handshakes and SSL_read/SSL_write, nothing
@@ -721,15 +741,6 @@ class Bench:
         return " (the TLS floor itself: %s%s)" % (", ".join(ratios),
                                                   "" if meets else ", below the target too")
 
-    def floor_tls_added(self, scenario, metric, want):
-        """What the TLS floor itself adds to the direct path (latency, us), and
-        whether that is above the target too."""
-        f = self.row(scenario, metric, "floor-tls")
-        if not f or f.vs_direct is None:
-            return ""
-        return " (the TLS floor itself: %+.0f us%s)" % (
-            f.vs_direct, "" if f.vs_direct <= want else ", above the target too")
-
     def verdict(self):
         v = {}
 
@@ -741,14 +752,17 @@ class Bench:
             vs = o.vs_peers
             ok = (o.vs_direct >= 0.90 and vs.get("squid", 0) >= 1.5
                   and vs.get("tinyproxy", 0) >= 1.5)
-            check("P1", ok, "%.2f x direct%s, %s" % (
-                o.vs_direct, self.floor_note("P1", "1 GiB", 0.90), fmt_peers(vs)))
+            check("P1", ok, "%.2f x direct%s%s, %s" % (
+                o.vs_direct, self.floor_note("P1", "1 GiB", 0.90),
+                self.own_path_note("P1", "1 GiB", "floor-sandbox"), fmt_peers(vs)))
         o = self.row("P2", "new tunnel", "openshell")
         lat = self.row("P2", "p50 latency", "openshell")
         if o and lat and lat.vs_direct is not None:
             ok = o.vs_peers.get("squid", 0) >= 3 and lat.vs_direct <= 150
-            text = "%s; +%.0f us p50%s" % (fmt_peers(o.vs_peers), lat.vs_direct,
-                                            self.floor_note("P2", "p50 latency", 150, True))
+            text = "%s; +%.0f us p50%s%s" % (
+                fmt_peers(o.vs_peers), lat.vs_direct,
+                self.floor_note("P2", "p50 latency", 150, True),
+                self.own_path_note("P2", "p50 latency", "floor-sandbox", True))
             text += self.ceiling_note("P2", "new tunnel", "squid", 3)
             check("P2", ok, text)
         if "P3" not in self.na and self.row("P3", "intercepted", "openshell"):
@@ -767,8 +781,9 @@ class Bench:
             t = self.row("P3", "p50 TTFB, new", "openshell")
             if t and t.vs_direct is not None:
                 ok = ok and t.vs_direct <= 1000
-                parts.append("+%.0f us TTFB%s" % (
-                    t.vs_direct, self.floor_tls_added("P3", "p50 TTFB, new", 1000)))
+                parts.append("+%.0f us TTFB%s%s" % (
+                    t.vs_direct, self.floor_note("P3", "p50 TTFB, new", 1000, True, "floor-tls"),
+                    self.own_path_note("P3", "p50 TTFB, new", "floor-tls-sandbox", True)))
             check("P3", ok, "; ".join(parts))
         o = self.row("P4", "RSS", "openshell")
         if o and o.stats["median"] is not None:
@@ -788,8 +803,9 @@ class Bench:
                                                        o.stats["median"] / u.stats["median"]))
         o = self.row("P8", "p50 WebSocket", "openshell")
         if o and o.vs_direct is not None:
-            check("P8", o.vs_direct <= 100, "%+.0f us p50 vs direct%s; %s" % (
-                o.vs_direct, self.floor_tls_added("P8", "p50 WebSocket", 100),
+            check("P8", o.vs_direct <= 100, "%+.0f us p50 vs direct%s%s; %s" % (
+                o.vs_direct, self.floor_note("P8", "p50 WebSocket", 100, True, "floor-tls"),
+                self.own_path_note("P8", "p50 WebSocket", "floor-tls-sandbox", True),
                 fmt_peers(o.vs_peers)))
         o, s = self.row("P7", "ssh", "openshell"), self.row("P7", "ssh", "sshd")
         if o and s and o.stats["median"] is not None:
@@ -820,6 +836,8 @@ class Bench:
         self.bw.start_mitmproxy()
         self.bw.start_floor()
         self.bw.start_floor_tls()
+        self.bw.start_floor_sandbox()
+        self.bw.start_floor_tls_sandbox()
         self.collect_info()
         plan = [("P1", self.p1), ("P2", self.p2), ("P3", self.p3), ("P5", self.p5),
                 ("P6", self.p6), ("P7", self.p7), ("P8", self.p8), ("P4", self.p4)]

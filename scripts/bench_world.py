@@ -10,6 +10,9 @@ needs, all inside namespaces this module creates and removes.
                                      mitmdump  198.51.100.2:13131
                                      floor     198.51.100.2:13132 (bench/probes)
                                      floor-tls 198.51.100.2:13133 (bench/probes)
+    sandbox netns of openshell-sandbox: floor-sandbox 127.0.0.1:13134, floor-tls-sandbox
+    127.0.0.1:13135 (the floors' listeners on openshell's own path; upstream sockets in
+    the container netns, as openshell's)
                                      sshd 127.0.0.1:2222 (ssh scenario)
 
 The client namespace stands where a peer proxy's client stands: one veth hop before the
@@ -55,6 +58,10 @@ TINYPROXY_PORT = 13130
 MITM_PORT = 13131
 FLOOR_PORT = 13132
 FLOOR_TLS_PORT = 13133
+# The floors again, listening on the sandbox's loopback beside openshell's proxy.
+SANDBOX_FLOOR_IP = "127.0.0.1"
+FLOOR_SANDBOX_PORT = 13134
+FLOOR_TLS_SANDBOX_PORT = 13135
 SSHD_PORT = 2222
 PEER_IP = W.CONTAINER_IP
 
@@ -171,7 +178,9 @@ class BenchWorld:
         namespace we created risked a SIGKILL from it."""
         argv = [str(a) for a in argv]
         net = self.netns_path(self.client_ns)
-        if self.proxy_addr and self.sandbox_net and any(self.proxy_addr in a for a in argv):
+        there = [self.proxy_addr] + ["%s:%d" % (SANDBOX_FLOOR_IP, port) for port in
+                                     (FLOOR_SANDBOX_PORT, FLOOR_TLS_SANDBOX_PORT)]
+        if self.proxy_addr and self.sandbox_net and any(x in a for a in argv for x in there):
             net = self.sandbox_net
         return [W.NSENTER, "--net=" + net, "--", *argv]
 
@@ -326,6 +335,10 @@ http {
         self.sandbox_net = net
         ip, _, port = self.proxy_addr.rpartition(":")
         self.wait_listening(net, ip, int(port), "sandbox")
+        for name in ("floor-sandbox", "floor-tls-sandbox"):
+            if name in self.starters:  # they listen in the previous sandbox's namespace
+                self.stop(name)
+                self.starters[name]()
         return h
 
     def stop_sandbox(self):
@@ -415,31 +428,52 @@ DisableViaHeader Yes
         self.start("tinyproxy", self.container_argv(["/usr/bin/tinyproxy", "-d", "-c", conf]))
         self.wait_listening(self.world.container_ns, PEER_IP, TINYPROXY_PORT, "tinyproxy")
 
-    def start_floor(self):
-        """The floor relay: bench/probes/connect_floor.c, built for this run by the
-        Makefile's probe rule (splice both ways, nothing else), the least any
-        TCP-terminating CONNECT proxy costs."""
-        self.starters["floor"] = self.start_floor
-        exe = self.dir / "probes" / "connect_floor"
+    def probe_exe(self, name):
+        """bench/probes/<name>, built for this run by the Makefile's probe rule."""
+        exe = self.dir / "probes" / name
         if not exe.exists():
             sh(["make", "-s", "--no-print-directory", "-C", REPO, "BUILD=%s" % self.dir,
                 str(exe)], timeout=120)
-        self.start("floor", self.container_argv([exe, PEER_IP, FLOOR_PORT]))
+        return exe
+
+    def start_floor(self):
+        """The floor relay: bench/probes/connect_floor.c (splice both ways, nothing
+        else), the least any TCP-terminating CONNECT proxy costs."""
+        self.starters["floor"] = self.start_floor
+        self.start("floor", self.container_argv([self.probe_exe("connect_floor"), PEER_IP,
+                                                 FLOOR_PORT]))
         self.wait_listening(self.world.container_ns, PEER_IP, FLOOR_PORT, "floor")
 
     def start_floor_tls(self):
-        """The TLS floor: bench/probes/tls_floor.c, built for this run by the Makefile's
-        probe rule (both handshakes, then SSL_read/SSL_write both ways, nothing else),
-        the least any TLS-intercepting CONNECT proxy costs. It verifies upstream against
-        the world's CA, as openshell does with --upstream-ca."""
+        """The TLS floor: bench/probes/tls_floor.c (both handshakes, then
+        SSL_read/SSL_write both ways, nothing else), the least any TLS-intercepting
+        CONNECT proxy costs. It verifies upstream against the world's CA, as openshell
+        does with --upstream-ca."""
         self.starters["floor-tls"] = self.start_floor_tls
-        exe = self.dir / "probes" / "tls_floor"
-        if not exe.exists():
-            sh(["make", "-s", "--no-print-directory", "-C", REPO, "BUILD=%s" % self.dir,
-                str(exe)], timeout=120)
-        self.start("floor-tls", self.container_argv([exe, PEER_IP, FLOOR_TLS_PORT,
-                                                     self.world.ca_cert]))
+        self.start("floor-tls", self.container_argv([self.probe_exe("tls_floor"), PEER_IP,
+                                                     FLOOR_TLS_PORT, self.world.ca_cert]))
         self.wait_listening(self.world.container_ns, PEER_IP, FLOOR_TLS_PORT, "floor-tls")
+
+    def start_floor_sandbox(self):
+        """The floor on openshell's own path: listening on the sandbox's loopback (in
+        its network namespace, so its clients run there and cross the fence as
+        openshell's do), dialing from the container namespace. What openshell loses
+        to this one is its own code; what this one loses to the floor is the path."""
+        self.starters["floor-sandbox"] = self.start_floor_sandbox
+        self.start("floor-sandbox", self.container_argv([
+            self.probe_exe("connect_floor"), SANDBOX_FLOOR_IP, FLOOR_SANDBOX_PORT,
+            self.sandbox_net]))
+        self.wait_listening(self.sandbox_net, SANDBOX_FLOOR_IP, FLOOR_SANDBOX_PORT,
+                            "floor-sandbox")
+
+    def start_floor_tls_sandbox(self):
+        """The TLS floor on openshell's own path (see start_floor_sandbox)."""
+        self.starters["floor-tls-sandbox"] = self.start_floor_tls_sandbox
+        self.start("floor-tls-sandbox", self.container_argv([
+            self.probe_exe("tls_floor"), SANDBOX_FLOOR_IP, FLOOR_TLS_SANDBOX_PORT,
+            self.world.ca_cert, self.sandbox_net]))
+        self.wait_listening(self.sandbox_net, SANDBOX_FLOOR_IP, FLOOR_TLS_SANDBOX_PORT,
+                            "floor-tls-sandbox")
 
     def start_mitmproxy(self):
         self.starters["mitmproxy"] = self.start_mitmproxy

@@ -10,20 +10,14 @@
  *
  * With a third argument, a network namespace file (/proc/PID/ns/net), the
  * listener is opened in that namespace and the upstream sockets in the one
- * the floor was started in: the sandbox's topology (openshell's listener is in
- * the sandbox namespace, its upstream sockets in the container's), so the
- * floor can be measured on the sandbox's own path as well.
+ * the floor was started in: the sandbox's topology (floor_common.h), so the
+ * floor can be measured on openshell's own path as well.
  *
  *   cc -O2 -o floor bench/probes/connect_floor.c && ./floor 127.0.0.1 13132
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -33,7 +27,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum { HEAD_MAX = 4096, PIPE_BYTES = 1 << 20, MAX_EVENTS = 64, NAMES_MAX = 32 };
+#include "floor_common.h"
+
+enum { HEAD_MAX = 4096, PIPE_BYTES = 1 << 20, MAX_EVENTS = 64 };
 
 struct dir {
 	int from, to;
@@ -58,15 +54,9 @@ struct conn {
 	size_t hlen, body; /* body: bytes after the head, sent upstream once dialed */
 };
 
-struct name {
-	char host[300];
-	struct sockaddr_in addr;
-};
-
 struct floor_state {
 	int ep, listener;
-	struct name names[NAMES_MAX];
-	int nnames;
+	struct floor_names names;
 	struct conn *dead; /* closed in this batch of events, freed after it */
 };
 
@@ -168,38 +158,6 @@ static void relay(struct floor_state *s, struct conn *c)
 		conn_close(s, c);
 }
 
-static const struct sockaddr_in *resolve(struct floor_state *s, const char *host)
-{
-	for (int i = 0; i < s->nnames; i++)
-		if (strcmp(s->names[i].host, host) == 0)
-			return &s->names[i].addr;
-	struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res;
-	if (getaddrinfo(host, NULL, &hints, &res) != 0)
-		return NULL;
-	struct name *n = &s->names[s->nnames < NAMES_MAX ? s->nnames++ : NAMES_MAX - 1];
-	snprintf(n->host, sizeof n->host, "%s", host);
-	memcpy(&n->addr, res->ai_addr, sizeof n->addr);
-	freeaddrinfo(res);
-	return &n->addr;
-}
-
-static void write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w <= 0)
-			return; /* the relay notices the broken socket */
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
-static void set_nodelay(int fd)
-{
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-}
-
 static int dial(struct floor_state *s, struct conn *c)
 {
 	char *end = memmem(c->head, c->hlen, "\r\n\r\n", 4);
@@ -211,7 +169,7 @@ static int dial(struct floor_state *s, struct conn *c)
 	if (!colon)
 		return -1;
 	*colon = '\0';
-	const struct sockaddr_in *a = resolve(s, target);
+	const struct sockaddr_in *a = floor_resolve(&s->names, target);
 	if (!a)
 		return -1;
 	struct sockaddr_in to = *a;
@@ -220,7 +178,7 @@ static int dial(struct floor_state *s, struct conn *c)
 	if (fd < 0)
 		return -1;
 	c->ends[1].fd = fd;
-	set_nodelay(fd);
+	floor_set_nodelay(fd);
 	if (connect(fd, (struct sockaddr *)&to, sizeof to) < 0 && errno != EINPROGRESS)
 		return -1;
 	c->state = DIAL;
@@ -244,11 +202,11 @@ static int dialed(struct floor_state *s, struct conn *c)
 	int err = 0;
 	socklen_t len = sizeof err;
 	if (getsockopt(c->ends[1].fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) {
-		write_all(c->ends[0].fd, bad, sizeof bad - 1);
+		floor_write_all(c->ends[0].fd, bad, sizeof bad - 1);
 		return -1;
 	}
-	write_all(c->ends[0].fd, ok, sizeof ok - 1);
-	write_all(c->ends[1].fd, c->head + c->body, c->hlen - c->body);
+	floor_write_all(c->ends[0].fd, ok, sizeof ok - 1);
+	floor_write_all(c->ends[1].fd, c->head + c->body, c->hlen - c->body);
 	if (open_pipe(&c->dirs[0]) < 0 || open_pipe(&c->dirs[1]) < 0)
 		return -1;
 	c->dirs[0].from = c->dirs[1].to = c->ends[0].fd;
@@ -287,7 +245,7 @@ static void accept_all(struct floor_state *s)
 			c->dirs[i].pipe[0] = c->dirs[i].pipe[1] = -1;
 		}
 		c->ends[0].fd = fd;
-		set_nodelay(fd);
+		floor_set_nodelay(fd);
 		if (watch(s, &c->ends[0], EPOLLIN) < 0)
 			conn_close(s, c);
 	}
@@ -311,37 +269,6 @@ static void on_event(struct floor_state *s, struct end *e, unsigned events)
 		conn_close(s, c);
 }
 
-static int listen_on(const char *ip, const char *port)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(port))};
-	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || inet_pton(AF_INET, ip, &a.sin_addr) != 1 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-	    bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 4096) < 0)
-		return -1;
-	return fd;
-}
-
-/* The listener in the namespace at ns_path, then back to our own. */
-static int listen_in(const char *ns_path, const char *ip, const char *port)
-{
-	int own = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	int other = open(ns_path, O_RDONLY | O_CLOEXEC);
-	int fd = -1;
-	if (own >= 0 && other >= 0 && setns(other, CLONE_NEWNET) == 0) {
-		fd = listen_on(ip, port);
-		if (setns(own, CLONE_NEWNET) != 0) {
-			perror("floor: back to the starting namespace");
-			exit(1);
-		}
-	}
-	if (own >= 0)
-		close(own);
-	if (other >= 0)
-		close(other);
-	return fd;
-}
-
 int main(int argc, char **argv)
 {
 	static struct floor_state s;
@@ -350,7 +277,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	s.listener = argc == 4 ? listen_in(argv[3], argv[1], argv[2]) : listen_on(argv[1], argv[2]);
+	s.listener = floor_listen(argc == 4 ? argv[3] : NULL, argv[1], argv[2]);
 	s.ep = epoll_create1(EPOLL_CLOEXEC);
 	struct epoll_event lev = {.events = EPOLLIN, .data.ptr = NULL};
 	if (s.listener < 0 || s.ep < 0 || epoll_ctl(s.ep, EPOLL_CTL_ADD, s.listener, &lev) < 0) {

@@ -22,17 +22,14 @@
  * Not done: no HTTP parsing, no policy, no audit, no limits, no timeouts,
  * no per-host leaf, certificate and key set once on the context; bytes sent
  * after the CONNECT head before the 200 close the connection. A bench tool,
- * not part of the sandbox: it trusts its clients.
+ * not part of the sandbox: it trusts its clients. A fifth argument opens the
+ * listener in another network namespace, as connect_floor.c's fourth.
  *
  *   cc -O2 -o tls_floor bench/probes/tls_floor.c -lssl -lcrypto
  *   ./tls_floor 127.0.0.1 13133 upstream-ca.pem
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -46,11 +43,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "floor_common.h"
+
 enum {
 	HEAD_MAX = 4096,
 	BUF_BYTES = 16384,
 	MAX_EVENTS = 64,
-	NAMES_MAX = 32,
 	SESSION_HOSTS = 32,
 	SESSIONS_PER_HOST = 64,
 };
@@ -90,16 +88,10 @@ struct conn {
 	struct dir dirs[2]; /* 0: client -> upstream, 1: upstream -> client */
 };
 
-struct name {
-	char host[300];
-	struct sockaddr_in addr;
-};
-
 struct floor_state {
 	int ep, listener;
 	SSL_CTX *server, *client;
-	struct name names[NAMES_MAX];
-	int nnames;
+	struct floor_names names;
 	struct sessions hosts[SESSION_HOSTS];
 	int nhosts;
 	struct conn *dead; /* closed in this batch of events, freed after it */
@@ -241,21 +233,6 @@ fail:
 	conn_close(s, c);
 }
 
-static const struct sockaddr_in *resolve(struct floor_state *s, const char *host)
-{
-	for (int i = 0; i < s->nnames; i++)
-		if (strcmp(s->names[i].host, host) == 0)
-			return &s->names[i].addr;
-	struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res;
-	if (getaddrinfo(host, NULL, &hints, &res) != 0)
-		return NULL;
-	struct name *n = &s->names[s->nnames < NAMES_MAX ? s->nnames++ : NAMES_MAX - 1];
-	snprintf(n->host, sizeof n->host, "%s", host);
-	memcpy(&n->addr, res->ai_addr, sizeof n->addr);
-	freeaddrinfo(res);
-	return &n->addr;
-}
-
 /* Where host:port's upstream sessions are kept. */
 static struct sessions *sessions_of(struct floor_state *s, const char *key)
 {
@@ -299,23 +276,6 @@ static void offer_session(struct sessions *k, SSL *ssl)
 	SSL_SESSION_free(sess);
 }
 
-static void write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w <= 0)
-			return; /* the handshake notices the broken socket */
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
-static void set_nodelay(int fd)
-{
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-}
-
 static int dial(struct floor_state *s, struct conn *c)
 {
 	char *end = memmem(c->head, c->hlen, "\r\n\r\n", 4);
@@ -329,7 +289,7 @@ static int dial(struct floor_state *s, struct conn *c)
 		return -1;
 	*colon = '\0';
 	snprintf(c->host, sizeof c->host, "%s", target);
-	const struct sockaddr_in *a = resolve(s, target);
+	const struct sockaddr_in *a = floor_resolve(&s->names, target);
 	if (!a)
 		return -1;
 	struct sockaddr_in to = *a;
@@ -338,7 +298,7 @@ static int dial(struct floor_state *s, struct conn *c)
 	if (fd < 0)
 		return -1;
 	c->ends[1].fd = fd;
-	set_nodelay(fd);
+	floor_set_nodelay(fd);
 	if (connect(fd, (struct sockaddr *)&to, sizeof to) < 0 && errno != EINPROGRESS)
 		return -1;
 	c->state = DIAL;
@@ -375,12 +335,12 @@ static int dialed(struct floor_state *s, struct conn *c)
 	int err = 0;
 	socklen_t len = sizeof err;
 	if (getsockopt(c->ends[1].fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) {
-		write_all(c->ends[0].fd, bad, sizeof bad - 1);
+		floor_write_all(c->ends[0].fd, bad, sizeof bad - 1);
 		return -1;
 	}
 	if (new_ssls(s, c) < 0)
 		return -1;
-	write_all(c->ends[0].fd, ok, sizeof ok - 1);
+	floor_write_all(c->ends[0].fd, ok, sizeof ok - 1);
 	c->state = HANDSHAKE;
 	c->ends[0].want = EPOLLIN; /* the ClientHello */
 	c->ends[1].want = 0;       /* not started */
@@ -419,7 +379,7 @@ static void accept_all(struct floor_state *s)
 		for (int i = 0; i < 2; i++)
 			c->ends[i] = (struct end){.c = c, .fd = -1, .events = (unsigned)-1};
 		c->ends[0].fd = fd;
-		set_nodelay(fd);
+		floor_set_nodelay(fd);
 		if (watch(s, &c->ends[0], EPOLLIN) < 0)
 			conn_close(s, c);
 	}
@@ -444,17 +404,6 @@ static void on_event(struct floor_state *s, struct end *e, unsigned events)
 		relay(s, c, e, events); /* closes c itself */
 	if (rc < 0)
 		conn_close(s, c);
-}
-
-static int listen_on(const char *ip, const char *port)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(port))};
-	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || inet_pton(AF_INET, ip, &a.sin_addr) != 1 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-	    bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 4096) < 0)
-		return -1;
-	return fd;
 }
 
 /* ---- set-up: certificates and contexts ---- */
@@ -559,8 +508,9 @@ out:
 int main(int argc, char **argv)
 {
 	static struct floor_state s;
-	if (argc != 4) {
-		fprintf(stderr, "usage: %s IP PORT UPSTREAM_CA_FILE\n", argv[0]);
+	if (argc != 4 && argc != 5) {
+		fprintf(stderr, "usage: %s IP PORT UPSTREAM_CA_FILE [LISTENER_NETNS_FILE]\n",
+			argv[0]);
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -569,7 +519,7 @@ int main(int argc, char **argv)
 		ERR_print_errors_fp(stderr);
 		return 1;
 	}
-	s.listener = listen_on(argv[1], argv[2]);
+	s.listener = floor_listen(argc == 5 ? argv[4] : NULL, argv[1], argv[2]);
 	s.ep = epoll_create1(EPOLL_CLOEXEC);
 	struct epoll_event lev = {.events = EPOLLIN, .data.ptr = NULL};
 	if (s.listener < 0 || s.ep < 0 || epoll_ctl(s.ep, EPOLL_CTL_ADD, s.listener, &lev) < 0) {
