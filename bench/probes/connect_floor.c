@@ -29,7 +29,7 @@
 
 #include "floor_common.h"
 
-enum { HEAD_MAX = 4096, PIPE_BYTES = 1 << 20, MAX_EVENTS = 64 };
+enum { HEAD_MAX = 4096, PIPE_BYTES = 1 << 20 };
 
 struct dir {
 	int from, to;
@@ -76,8 +76,9 @@ static void conn_close(struct floor_state *s, struct conn *c)
 	s->dead = c;
 }
 
-static void free_dead(struct floor_state *s)
+static void free_dead(void *state)
 {
+	struct floor_state *s = state;
 	while (s->dead) {
 		struct conn *c = s->dead;
 		s->dead = c->next_dead;
@@ -87,14 +88,7 @@ static void free_dead(struct floor_state *s)
 
 static int watch(struct floor_state *s, struct end *e, unsigned events)
 {
-	if (e->events == events)
-		return 0;
-	struct epoll_event ev = {.events = events, .data.ptr = e};
-	int op = e->events == (unsigned)-1 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
-	if (epoll_ctl(s->ep, op, e->fd, &ev) < 0)
-		return -1;
-	e->events = events;
-	return 0;
+	return floor_watch(s->ep, e->fd, &e->events, events, e);
 }
 
 /* In RELAY: read an end while its outgoing pipe has room, write it while its
@@ -160,26 +154,11 @@ static void relay(struct floor_state *s, struct conn *c)
 
 static int dial(struct floor_state *s, struct conn *c)
 {
-	char *end = memmem(c->head, c->hlen, "\r\n\r\n", 4);
-	char target[300];
-	if (!end || sscanf(c->head, "CONNECT %299s HTTP/1.", target) != 1)
-		return -1;
-	c->body = (size_t)(end + 4 - c->head);
-	char *colon = strrchr(target, ':');
-	if (!colon)
-		return -1;
-	*colon = '\0';
-	const struct sockaddr_in *a = floor_resolve(&s->names, target);
-	if (!a)
-		return -1;
-	struct sockaddr_in to = *a;
-	to.sin_port = htons((unsigned short)atoi(colon + 1));
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	c->ends[1].fd = fd;
-	floor_set_nodelay(fd);
-	if (connect(fd, (struct sockaddr *)&to, sizeof to) < 0 && errno != EINPROGRESS)
+	char host[FLOOR_HOST_MAX];
+	unsigned short port;
+	c->body = (size_t)((char *)memmem(c->head, c->hlen, "\r\n\r\n", 4) + 4 - c->head);
+	c->ends[1].fd = floor_dial(&s->names, c->head, host, &port);
+	if (c->ends[1].fd < 0)
 		return -1;
 	c->state = DIAL;
 	if (watch(s, &c->ends[0], 0) < 0 || watch(s, &c->ends[1], EPOLLOUT) < 0)
@@ -217,20 +196,13 @@ static int dialed(struct floor_state *s, struct conn *c)
 
 static int read_head(struct floor_state *s, struct conn *c)
 {
-	ssize_t r = read(c->ends[0].fd, c->head + c->hlen, sizeof c->head - 1 - c->hlen);
-	if (r < 0 && errno == EAGAIN)
-		return 0;
-	if (r <= 0)
-		return -1;
-	c->hlen += (size_t)r;
-	c->head[c->hlen] = '\0';
-	if (memmem(c->head, c->hlen, "\r\n\r\n", 4))
-		return dial(s, c);
-	return c->hlen + 1 < sizeof c->head ? 0 : -1;
+	int r = floor_read_head(c->ends[0].fd, c->head, sizeof c->head, &c->hlen);
+	return r > 0 ? dial(s, c) : r;
 }
 
-static void accept_all(struct floor_state *s)
+static void accept_all(void *state)
 {
+	struct floor_state *s = state;
 	for (;;) {
 		int fd = accept4(s->listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
@@ -251,8 +223,10 @@ static void accept_all(struct floor_state *s)
 	}
 }
 
-static void on_event(struct floor_state *s, struct end *e, unsigned events)
+static void on_event(void *state, void *ptr, unsigned events)
 {
+	struct floor_state *s = state;
+	struct end *e = ptr;
 	struct conn *c = e->c;
 	int rc = 0;
 	if (c->state == DEAD)
@@ -279,24 +253,6 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	s.listener = floor_listen(argc == 4 ? argv[3] : NULL, argv[1], argv[2]);
 	s.ep = epoll_create1(EPOLL_CLOEXEC);
-	struct epoll_event lev = {.events = EPOLLIN, .data.ptr = NULL};
-	if (s.listener < 0 || s.ep < 0 || epoll_ctl(s.ep, EPOLL_CTL_ADD, s.listener, &lev) < 0) {
-		perror("floor: listen");
-		return 1;
-	}
-	for (;;) {
-		struct epoll_event evs[MAX_EVENTS];
-		int n = epoll_wait(s.ep, evs, MAX_EVENTS, -1);
-		if (n < 0 && errno != EINTR) {
-			perror("floor: epoll_wait");
-			return 1;
-		}
-		for (int i = 0; i < n; i++) {
-			if (evs[i].data.ptr == NULL)
-				accept_all(&s);
-			else
-				on_event(&s, evs[i].data.ptr, evs[i].events);
-		}
-		free_dead(&s);
-	}
+	static const struct floor_ops ops = {accept_all, on_event, free_dead};
+	return floor_run("floor", s.ep, s.listener, &ops, &s);
 }

@@ -48,7 +48,6 @@
 enum {
 	HEAD_MAX = 4096,
 	BUF_BYTES = 16384,
-	MAX_EVENTS = 64,
 	SESSION_HOSTS = 32,
 	SESSIONS_PER_HOST = 64,
 };
@@ -72,7 +71,7 @@ struct dir {
 };
 
 struct sessions {
-	char key[300]; /* host:port */
+	char key[FLOOR_HOST_MAX + 8]; /* host:port */
 	SSL_SESSION *sess[SESSIONS_PER_HOST]; /* oldest first */
 	int n;
 };
@@ -118,8 +117,9 @@ static void conn_close(struct floor_state *s, struct conn *c)
 	s->dead = c;
 }
 
-static void free_dead(struct floor_state *s)
+static void free_dead(void *state)
 {
+	struct floor_state *s = state;
 	while (s->dead) {
 		struct conn *c = s->dead;
 		s->dead = c->next_dead;
@@ -129,14 +129,7 @@ static void free_dead(struct floor_state *s)
 
 static int watch(struct floor_state *s, struct end *e, unsigned events)
 {
-	if (e->events == events)
-		return 0;
-	struct epoll_event ev = {.events = events, .data.ptr = e};
-	int op = e->events == (unsigned)-1 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
-	if (epoll_ctl(s->ep, op, e->fd, &ev) < 0)
-		return -1;
-	e->events = events;
-	return 0;
+	return floor_watch(s->ep, e->fd, &e->events, events, e);
 }
 
 /* After an SSL call on e returned r <= 0: 0 and e->want set when it must wait. */
@@ -279,28 +272,15 @@ static void offer_session(struct sessions *k, SSL *ssl)
 static int dial(struct floor_state *s, struct conn *c)
 {
 	char *end = memmem(c->head, c->hlen, "\r\n\r\n", 4);
-	char target[300];
-	if (!end || end + 4 != c->head + c->hlen ||
-	    sscanf(c->head, "CONNECT %299s HTTP/1.", target) != 1)
+	unsigned short port;
+	if (end + 4 != c->head + c->hlen) /* bytes before the 200: not for a floor */
 		return -1;
-	c->sessions = sessions_of(s, target);
-	char *colon = strrchr(target, ':');
-	if (!colon)
+	c->ends[1].fd = floor_dial(&s->names, c->head, c->host, &port);
+	if (c->ends[1].fd < 0)
 		return -1;
-	*colon = '\0';
-	snprintf(c->host, sizeof c->host, "%s", target);
-	const struct sockaddr_in *a = floor_resolve(&s->names, target);
-	if (!a)
-		return -1;
-	struct sockaddr_in to = *a;
-	to.sin_port = htons((unsigned short)atoi(colon + 1));
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	c->ends[1].fd = fd;
-	floor_set_nodelay(fd);
-	if (connect(fd, (struct sockaddr *)&to, sizeof to) < 0 && errno != EINPROGRESS)
-		return -1;
+	char key[FLOOR_HOST_MAX + 8];
+	snprintf(key, sizeof key, "%s:%u", c->host, (unsigned)port);
+	c->sessions = sessions_of(s, key);
 	c->state = DIAL;
 	if (watch(s, &c->ends[0], 0) < 0 || watch(s, &c->ends[1], EPOLLOUT) < 0)
 		return -1;
@@ -351,20 +331,13 @@ static int dialed(struct floor_state *s, struct conn *c)
 
 static int read_head(struct floor_state *s, struct conn *c)
 {
-	ssize_t r = read(c->ends[0].fd, c->head + c->hlen, sizeof c->head - 1 - c->hlen);
-	if (r < 0 && errno == EAGAIN)
-		return 0;
-	if (r <= 0)
-		return -1;
-	c->hlen += (size_t)r;
-	c->head[c->hlen] = '\0';
-	if (memmem(c->head, c->hlen, "\r\n\r\n", 4))
-		return dial(s, c);
-	return c->hlen + 1 < sizeof c->head ? 0 : -1;
+	int r = floor_read_head(c->ends[0].fd, c->head, sizeof c->head, &c->hlen);
+	return r > 0 ? dial(s, c) : r;
 }
 
-static void accept_all(struct floor_state *s)
+static void accept_all(void *state)
 {
+	struct floor_state *s = state;
 	for (;;) {
 		int fd = accept4(s->listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
@@ -385,8 +358,10 @@ static void accept_all(struct floor_state *s)
 	}
 }
 
-static void on_event(struct floor_state *s, struct end *e, unsigned events)
+static void on_event(void *state, void *ptr, unsigned events)
 {
+	struct floor_state *s = state;
+	struct end *e = ptr;
 	struct conn *c = e->c;
 	int rc = 0;
 	if (c->state == DEAD)
@@ -521,24 +496,6 @@ int main(int argc, char **argv)
 	}
 	s.listener = floor_listen(argc == 5 ? argv[4] : NULL, argv[1], argv[2]);
 	s.ep = epoll_create1(EPOLL_CLOEXEC);
-	struct epoll_event lev = {.events = EPOLLIN, .data.ptr = NULL};
-	if (s.listener < 0 || s.ep < 0 || epoll_ctl(s.ep, EPOLL_CTL_ADD, s.listener, &lev) < 0) {
-		perror("tls_floor: listen");
-		return 1;
-	}
-	for (;;) {
-		struct epoll_event evs[MAX_EVENTS];
-		int n = epoll_wait(s.ep, evs, MAX_EVENTS, -1);
-		if (n < 0 && errno != EINTR) {
-			perror("tls_floor: epoll_wait");
-			return 1;
-		}
-		for (int i = 0; i < n; i++) {
-			if (evs[i].data.ptr == NULL)
-				accept_all(&s);
-			else
-				on_event(&s, evs[i].data.ptr, evs[i].events);
-		}
-		free_dead(&s);
-	}
+	static const struct floor_ops ops = {accept_all, on_event, free_dead};
+	return floor_run("tls_floor", s.ep, s.listener, &ops, &s);
 }
