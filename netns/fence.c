@@ -2,7 +2,8 @@
  *
  * Output chain, policy drop. Nothing leaves by a link other than lo except
  * what the nat chain redirected. Accepted: replies, TCP to the proxy port,
- * loopback other than the proxy address.
+ * loopback to local addresses (`fib daddr type local`) other than the proxy
+ * address.
  * Everything else goes to the deny chain: counted, copied to NFLOG for the
  * bypass audit (rate limited; the kernel adds the socket's uid) and rejected
  * explicitly so clients fail at once instead of timing out; the drop policy
@@ -19,9 +20,9 @@
  * netns.c; each hooked chain costs start-up time.)
  *
  * With transparent capture a nat output chain (priority -100, before the
- * filter) redirects port-53 traffic, every non-loopback IPv4 TCP connection
- * and TCP to the proxy address on any port but the proxy's to the proxy's
- * listeners on 127.0.0.1 of this namespace.
+ * filter) redirects port-53 traffic, every IPv4 TCP connection to an address
+ * that is not local and TCP to the proxy address on any port but the proxy's
+ * to the proxy's listeners on 127.0.0.1 of this namespace.
  * REDIRECT in this namespace is what makes SO_ORIGINAL_DST work for the
  * listener (its conntrack did the NAT). The capture ports are admitted only
  * with `ct status dnat`, before loopback is accepted, so dialing them

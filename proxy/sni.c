@@ -37,7 +37,7 @@ static bool copy_host(const uint8_t *p, size_t n, char *out, size_t outlen)
 			c = (uint8_t)(c - 'A' + 'a');
 		bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
 			  c == '_' || c == '.';
-		if (!ok || (c == '.' && (i == 0 || p[i - 1] == '.'))) {
+		if (!ok || (c == '.' && (i == 0 || i + 1 == n || p[i - 1] == '.'))) {
 			out[0] = '\0';
 			return false;
 		}

@@ -73,28 +73,59 @@ void sup_terminal_reclaim(struct sup_ctx *ctx)
 			strerror(errno));
 }
 
+/* A job-control shell above us: our session has a terminal and a leader that
+ * is not us, and we were not adopted by init (docker run --init, a service
+ * manager: nothing there resumes a stopped child). */
+static bool job_control_above(void)
+{
+	return getsid(0) != getpid() && getppid() != 1 && sup_has_controlling_terminal();
+}
+
+/* Before a workload stopped by a background read or write goes on: the
+ * terminal's foreground becomes its group when we or a group nobody is left
+ * in hold it. False when another group holds it (the workload would only stop
+ * again) or stdin is not the terminal. */
+static bool terminal_for_workload(struct sup_ctx *ctx)
+{
+	pid_t fg = tcgetpgrp(STDIN_FILENO);
+	if (fg == ctx->workload_pid)
+		return true;
+	if (fg <= 0 || (fg != getpgrp() && !foreground_is_ours_to_take(ctx, fg)))
+		return false;
+	if (sup_terminal_set_foreground(ctx->workload_pid) != 0) {
+		sup_log(ctx, LOG_WARN, "giving the terminal to the workload: %s", strerror(errno));
+		return false;
+	}
+	ctx->terminal_lent = true;
+	return true;
+}
+
 /* The workload was stopped from the terminal: Ctrl-Z (SIGTSTP), or it read or
- * wrote the terminal from the background (SIGTTIN, SIGTTOU). The shell that
+ * wrote the terminal from the background (SIGTTIN, SIGTTOU). A shell that
  * started the supervisor as a job waits for the supervisor, not for the
  * workload, so the supervisor's own group stops too: the shell shows the job
- * stopped, and `fg` or `bg` continues it here. Where there is no job control
- * above the supervisor (docker run -it: it leads the session, so its group is
- * orphaned) the kernel discards that stop, and the workload simply goes on,
- * as PID 1 of a container ignores Ctrl-Z; nobody else could resume it. */
+ * stopped, and `fg` or `bg` continues it here. With no job control above
+ * (docker run -it, where the supervisor leads the session; --init; a service)
+ * nobody could resume a stopped job: the workload goes on at once, as a
+ * container's PID 1 ignores Ctrl-Z (after a background read or write only
+ * once it can have the terminal, or it would stop again at once). */
 void sup_terminal_workload_stopped(struct sup_ctx *ctx, int sig)
 {
-	sup_log(ctx, LOG_INFO, "workload stopped by %s; stopping the supervisor's job too",
-		strsignal(sig));
-	if (kill(0, SIGTSTP) != 0)
-		sup_log(ctx, LOG_WARN, "stopping the supervisor's group: %s", strerror(errno));
-	/* Continued (or the stop was discarded). `fg` gave us the terminal: the
-	 * workload's group gets it, as at its start. */
-	if (sup_terminal_is_foreground()) {
-		if (sup_terminal_set_foreground(ctx->workload_pid) == 0)
+	if (job_control_above()) {
+		sup_log(ctx, LOG_INFO, "workload stopped by %s; stopping the supervisor's job too",
+			strsignal(sig));
+		if (kill(0, SIGTSTP) != 0)
+			sup_log(ctx, LOG_WARN, "stopping the supervisor's job: %s", strerror(errno));
+		/* Continued. After `fg` the terminal is ours: the workload's group
+		 * gets it, as at its start; after `bg` it goes on in the background
+		 * (and stops the job again if it reads the terminal). */
+		if (sup_terminal_is_foreground() &&
+		    sup_terminal_set_foreground(ctx->workload_pid) == 0)
 			ctx->terminal_lent = true;
-		else
-			sup_log(ctx, LOG_WARN, "giving the terminal back to the workload: %s",
-				strerror(errno));
+	} else if (sig != SIGTSTP && !terminal_for_workload(ctx)) {
+		sup_log(ctx, LOG_WARN, "workload stopped by %s while another process group holds "
+			"the terminal; it stays stopped", strsignal(sig));
+		return;
 	}
 	if (kill(-ctx->workload_pid, SIGCONT) != 0)
 		sup_log(ctx, LOG_WARN, "continuing the workload: %s", strerror(errno));

@@ -179,6 +179,35 @@ def test_ctrl_z_stops_the_shell_job_and_fg_continues_it(world, pty_pair):
     assert b"JOB rc=0 foreground=supervisor" in out, shown(out, r)
 
 
+# Runs argv[1:] (the supervisor) in a process group of its own in this session, with
+# no terminal anywhere, and says whether it exited or stopped: a launcher that is not a
+# job-control shell (a CI runner, a service manager's helper) resumes nothing.
+GROUP_LAUNCHER = r"""
+import os, signal, sys
+pid = os.fork()
+if pid == 0:
+    os.setpgid(0, 0)
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status = os.waitpid(pid, os.WUNTRACED)
+if os.WIFSTOPPED(status):
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    print("LAUNCHER stopped=%d" % os.WSTOPSIG(status), flush=True)
+    sys.exit(1)
+print("LAUNCHER rc=%d" % os.waitstatus_to_exitcode(status), flush=True)
+"""
+
+
+def test_workload_stopping_itself_without_a_terminal_does_not_stop_the_supervisor(world):
+    """Without a terminal there is no job to stop: a workload that sends itself SIGTSTP
+    goes on, and the supervisor (its timeout, proxy and SSH server) never stops."""
+    h = world.start_sandbox(POLICY, ["/bin/sh", "-c", "kill -TSTP $$; echo went-on"],
+                            wrapper=[PY, "-c", GROUP_LAUNCHER])
+    r = h.wait(timeout=20)
+    assert "went-on" in r.stdout, str(r)
+    assert "LAUNCHER rc=0" in r.stdout, str(r)
+
+
 # ---- terminal injection through the controlling terminal alone ------------------------
 
 TIOCSTI_PROBE = r"""

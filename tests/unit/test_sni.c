@@ -159,12 +159,17 @@ static void test_no_or_bad_sni(void **state)
 	size_t n = build_hello(hs, NULL, 10);
 	size_t w = records(wire, hs, n, 16384);
 	assert_int_equal(sni_parse(wire, w, name, sizeof(name)), SNI_NONE);
-	const char *bad[] = { "a..b", ".a", "a b", "a/b", "a:443", "" };
+	const char *bad[] = { "a..b", ".a", "a b", "a/b", "a:443", "", ".", "a.test.." };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		n = build_hello(hs, bad[i], 0);
 		w = records(wire, hs, n, 16384);
 		assert_int_equal(sni_parse(wire, w, name, sizeof(name)), SNI_NONE);
 	}
+	/* the root label's dot is not part of the name */
+	n = build_hello(hs, "Dot.Example.", 0);
+	w = records(wire, hs, n, 16384);
+	assert_int_equal(sni_parse(wire, w, name, sizeof(name)), SNI_FOUND);
+	assert_string_equal(name, "dot.example");
 	/* not a ClientHello (ServerHello type 2) */
 	n = build_hello(hs, "x.test", 0);
 	hs[0] = 2;
