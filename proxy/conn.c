@@ -34,6 +34,7 @@
 #include "proxy/response.h"
 #include "proxy/ssrf.h"
 #include "proxy/target.h"
+#include "proxy/upool.h"
 #include "proxy/upstream.h"
 
 #define UNLIMITED UINT64_MAX
@@ -91,6 +92,8 @@ struct conn {
 	char *caller_binary;         /* tool route: the calling process, if resolved */
 	long caller_pid;
 	struct hr_session *hr;       /* the relay session, once started */
+	SSL *kept_ssl;               /* upstream taken from upool.c, until the relay */
+	bool upstream_kept;          /* ... (for the log) */
 	char *canon_target;          /* forward + L7: canonical path?query sent upstream */
 	struct proxy_target target;  /* target.path points into head[] (until the relay) */
 	char hostport[TARGET_MAX_HOST + 16];
@@ -153,6 +156,7 @@ static void conn_maybe_free(struct conn *c)
 	upstream_wipe_free(c->upstream_head, c->upstream_head_len); /* may hold credentials */
 	free(c->up_reply);
 	hr_free(c->hr);
+	SSL_free(c->kept_ssl);
 	free(c->canon_target);
 	free(c->tool_identity);
 	free(c->caller_binary);
@@ -669,7 +673,13 @@ static void start_intercept(struct conn *c)
 		.recheck_owner = recheck_from_relay,
 		.tool = c->tool,
 		.tool_identity = c->tool_identity,
+		.upstream_ssl = c->kept_ssl,
+		.keep_peer = c->intercept && !c->via_upstream && !c->tool && c->addrs != NULL &&
+				     c->next_addr < c->n_addrs
+			     ? (const struct sockaddr *)&c->addrs[c->next_addr]
+			     : NULL,
 	};
+	c->kept_ssl = NULL; /* hr_start() owns it, even when it fails */
 	c->hr = hr_start(&p);
 	if (c->hr == NULL) {
 		conn_close(c);
@@ -1053,9 +1063,10 @@ static void dial_complete(struct conn *c)
 {
 	char ip[INET6_ADDRSTRLEN];
 	addr_text(&c->addrs[c->next_addr], ip, sizeof(ip));
-	px_log(c->px, PROXY_LOG_INFO, "proxy: %s %s connected via %s%s%s", c->method, c->hostport,
-	       ip, c->via_upstream ? " through upstream proxy " : "",
-	       c->via_upstream ? proxy_upstream_name(c->px->upstream) : "");
+	px_log(c->px, PROXY_LOG_INFO, "proxy: %s %s connected via %s%s%s%s", c->method,
+	       c->hostport, ip, c->via_upstream ? " through upstream proxy " : "",
+	       c->via_upstream ? proxy_upstream_name(c->px->upstream) : "",
+	       c->upstream_kept ? " (a kept connection)" : "");
 	if (c->policy_gen != c->px->policy_gen) {
 		/* Decided under a policy replaced while resolving or dialing. */
 		char why[512];
@@ -1086,6 +1097,39 @@ static void dial_broker_unix(struct conn *c)
 	uv_pipe_connect(&c->connect_req, &c->upstream_pipe, c->px->broker.path, on_connected);
 }
 
+/* An idle upstream TLS connection to this very address that an earlier
+ * intercepted tunnel left (upool.c): no dial, no upstream handshake. True
+ * when it was taken (or failed and the upstream is closing for a dial). */
+static bool take_kept_upstream(struct conn *c, const struct sockaddr *sa)
+{
+	if (!c->intercept || c->via_upstream || c->tool)
+		return false;
+	SSL *ssl = NULL;
+	int fd = upool_take(c->px, c->target.host, c->target.port, sa, c->policy_gen, &ssl);
+	if (fd < 0)
+		return false;
+	if (uv_tcp_init(c->px->loop, &c->upstream) < 0) {
+		close(fd);
+		SSL_free(ssl);
+		return false;
+	}
+	c->upstream.data = c;
+	c->upstream_open = true;
+	c->open_handles++;
+	if (uv_tcp_open(&c->upstream, fd) < 0) {
+		close(fd);
+		SSL_free(ssl);
+		c->retry_pending = true; /* on_upstream_closed dials the same address */
+		close_upstream(c);
+		return true;
+	}
+	c->kept_ssl = ssl;
+	c->upstream_kept = true;
+	uv_timer_stop(&c->timer);
+	dial_complete(c);
+	return true;
+}
+
 static void dial_next(struct conn *c)
 {
 	char detail[768];
@@ -1095,6 +1139,8 @@ static void dial_next(struct conn *c)
 			dial_broker_unix(c);
 			return;
 		}
+		if (take_kept_upstream(c, sa))
+			return;
 		int rc = uv_tcp_init(c->px->loop, &c->upstream);
 		if (rc < 0) {
 			c->last_dial_err = rc;

@@ -17,6 +17,7 @@
  */
 #include "proxy/http_relay.h"
 
+#include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -29,6 +30,7 @@
 #include "proxy/proxy_int.h"
 #include "proxy/response.h"
 #include "proxy/tls.h"
+#include "proxy/upool.h"
 
 struct hr_write {
 	uv_write_t req;
@@ -373,14 +375,54 @@ static bool fill(struct hr_session *s, struct hside *sd)
 	return progress;
 }
 
+/* Between two exchanges, with nothing owed either way: the server expects
+ * nothing and has sent nothing we have not passed on. */
+static bool upstream_idle(struct hr_session *s)
+{
+	struct hside *u = &s->side[UP];
+	return s->keepable && s->tls && u->ssl != NULL && u->hs_done && s->mode == M_HTTP &&
+	       (s->rq == RQ_HEAD || s->rq == RQ_WAIT) && s->rs == RS_IDLE && !s->rs_close &&
+	       (!s->req_close || s->req_close_here) &&
+	       !u->eof && !u->tcp_eof && !u->wr_shut && u->ifill == 0 &&
+	       !tls_input_left(u->ssl) && SSL_pending(u->ssl) == 0 &&
+	       BIO_pending(SSL_get_wbio(u->ssl)) == 0 &&
+	       uv_stream_get_write_queue_size(u->stream) == 0 &&
+	       s->px->policy_gen == s->policy_gen;
+}
+
+/* The client has left between two exchanges: the upstream connection (a
+ * duplicate of its socket, and its SSL) goes to upool.c for the next tunnel
+ * to this host and address; the owner closes its own descriptor. */
+static void keep_upstream(struct hr_session *s)
+{
+	struct hside *u = &s->side[UP];
+	uv_os_fd_t fd;
+	if (!upstream_idle(s) || uv_fileno((uv_handle_t *)u->stream, &fd) != 0)
+		return;
+	int kept = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (kept < 0)
+		return;
+	if (u->reading)
+		uv_read_stop(u->stream);
+	u->reading = false;
+	u->wr_shut = true; /* nothing more from this session on it */
+	SSL *ssl = u->ssl;
+	u->ssl = NULL;
+	hr_log(s, PROXY_LOG_DEBUG, "upstream connection kept for the next tunnel");
+	upool_put(s->px, kept, ssl, s->host, s->port, (const struct sockaddr *)&s->keep_peer,
+		  s->policy_gen);
+}
+
 static bool step_request_head(struct hr_session *s)
 {
 	struct hside *c = &s->side[CL];
 	if (s->rs != RS_IDLE)
 		return false;
 	if (c->ifill == 0) {
-		if (c->eof)
+		if (c->eof) {
+			keep_upstream(s);
 			hr_finish(s);
+		}
 		return false;
 	}
 	/* A request may be answered by us (denials): take the next one only
@@ -474,8 +516,10 @@ static bool step_request_body(struct hr_session *s)
 static void response_done(struct hr_session *s)
 {
 	s->rs = RS_IDLE;
-	if (s->rs_close || s->req_close)
+	if (s->rs_close || s->req_close) {
+		keep_upstream(s); /* only when the close was the client's alone */
 		hr_finish(s);
+	}
 }
 
 /* False: the policy was reloaded and no longer allows the destination (the
@@ -803,9 +847,10 @@ static bool start_tls(struct hr_session *s)
 	c->ssl = c->rbuf ? tls_new_server(t, s->host) : NULL;
 	if (!s->tool) { /* the tool broker is spoken to in plaintext */
 		u->rbuf = malloc(PROXY_RELAY_READ_BYTES);
-		u->ssl = c->ssl && u->rbuf ? tls_new_client(t, s->host, s->port) : NULL;
+		if (u->ssl == NULL) /* else kept from an earlier tunnel, handshake done */
+			u->ssl = c->ssl && u->rbuf ? tls_new_client(t, s->host, s->port) : NULL;
 	}
-	if (c->ssl == NULL || (!s->tool && u->ssl == NULL)) {
+	if (c->ssl == NULL || (!s->tool && (u->ssl == NULL || u->rbuf == NULL))) {
 		char why[256];
 		tls_last_error(why, sizeof(why), "cannot set up TLS");
 		hr_fail(s, why);
@@ -827,7 +872,7 @@ static bool start_tls(struct hr_session *s)
 	 * on the same two cores as the client's and cost ~300 us of p50 TTFB
 	 * (bench/NOTES.md, P3). */
 	drive_handshake(s, c);
-	if (u->ssl != NULL && !s->closing)
+	if (u->ssl != NULL && !u->hs_done && !s->closing)
 		drive_handshake(s, u);
 	return true;
 }
@@ -843,6 +888,10 @@ static bool step_sniff(struct hr_session *s)
 	case TLS_SNIFF_TLS:
 		return start_tls(s);
 	case TLS_SNIFF_HTTP:
+		if (s->upstream_reused) {
+			hr_fail(s, "plaintext in a tunnel given a kept TLS upstream connection");
+			return false;
+		}
 		uv_timer_stop(s->timer);
 		if (s->l7) {
 			s->mode = M_HTTP;
@@ -855,7 +904,7 @@ static bool step_sniff(struct hr_session *s)
 		break;
 	}
 	uv_timer_stop(s->timer);
-	if (s->l7) {
+	if (s->l7 || s->upstream_reused) {
 		hr_fail(s, "neither TLS nor HTTP/1 on an endpoint with L7 rules");
 		return false;
 	}
@@ -927,8 +976,12 @@ static bool init_side(struct hr_session *s, struct hside *sd, uv_stream_t *strea
 struct hr_session *hr_start(const struct hr_params *p)
 {
 	struct hr_session *s = calloc(1, sizeof(*s));
-	if (s == NULL)
+	if (s == NULL) {
+		SSL_free(p->upstream_ssl);
 		return NULL;
+	}
+	s->side[UP].ssl = p->upstream_ssl; /* hr_free() frees it from here */
+	s->side[UP].hs_done = s->upstream_reused = p->upstream_ssl != NULL;
 	s->px = p->px;
 	s->owner = p->owner;
 	s->close_owner = p->close_owner;
@@ -947,6 +1000,12 @@ struct hr_session *hr_start(const struct hr_params *p)
 		return NULL;
 	}
 	s->tool = p->tool;
+	if (p->keep_peer != NULL && !p->tool) {
+		size_t n = p->keep_peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+							       : sizeof(struct sockaddr_in);
+		memcpy(&s->keep_peer, p->keep_peer, n);
+		s->keepable = true;
+	}
 	if (p->tool_identity != NULL && (s->tool_identity = strdup(p->tool_identity)) == NULL) {
 		free(s->rule_name);
 		free(s);

@@ -13,7 +13,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <openssl/ssl.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include "proxy/http_head.h"
@@ -83,6 +85,14 @@ struct hr_params {
 	 * x-openshell-* headers and gains tool_identity (copied). */
 	bool tool;
 	const char *tool_identity;
+	/* An upstream TLS connection kept by an earlier tunnel (upool.c),
+	 * its handshake done: the session's from hr_start() on, even when
+	 * that fails. NULL: the session makes its own handshake. */
+	SSL *upstream_ssl;
+	/* The upstream's address; non-NULL: when the client leaves between
+	 * two exchanges, the upstream connection may be kept for the next
+	 * tunnel (not for a chained upstream proxy or the tool broker). */
+	const struct sockaddr *keep_peer;
 };
 
 /* Take over the tunnel (the 200 has been queued): from here the handles'

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include "proxy/chunked.h"
@@ -67,12 +68,19 @@ struct hr_session {
 	bool tls;
 	bool tool;                     /* tool route (http_relay.h hr_params) */
 	char *tool_identity;
+	bool upstream_reused;          /* side[UP] came from upool.c */
+	bool keepable;                 /* ... and may go back there: keep_peer */
+	struct sockaddr_storage keep_peer;
 
 	enum hr_rq rq;
 	uint64_t rq_left;
 	bool rq_chunked;
 	struct chunked_parser rq_chunk;
 	bool req_is_head, req_upgrade, req_close;
+	/* req_close by a lone `Connection: close`, not sent upstream: the
+	 * client's connection ends after the response, the upstream's may be
+	 * kept (keepable sessions only) */
+	bool req_close_here;
 	/* req_upgrade: the protocols asked for, every Upgrade line joined by ',' */
 	size_t req_upgrade_len;
 	char req_upgrade_protos[HR_MAX_UPGRADE_BYTES];

@@ -225,6 +225,21 @@ static bool has_placeholder(const struct http_head *h, const char *target)
 /* Build and send the upstream head: request line with the canonical
  * target (placeholders resolved), the client's headers (placeholders
  * resolved) unchanged otherwise. False: refused or failed (handled). */
+/* The request's only Connection line says just `close`: it is about the
+ * client's connection; the upstream one need not end with it. */
+static bool lone_connection_close(const struct http_head *h)
+{
+	const struct http_header *found = NULL;
+	for (size_t i = 0; i < h->n_headers; i++) {
+		if (!http_slice_eq_nocase(h->headers[i].name, "connection"))
+			continue;
+		if (found != NULL)
+			return false;
+		found = &h->headers[i];
+	}
+	return found != NULL && http_slice_eq_nocase(found->value, "close");
+}
+
 static bool send_request_head(struct hr_session *s, const struct http_head *h,
 			      const char *method, const char *target, const char *log_path)
 {
@@ -255,6 +270,8 @@ static bool send_request_head(struct hr_session *s, const struct http_head *h,
 		const struct http_header *hd = &h->headers[i];
 		if (s->tool && reserved_tool_header(hd->name))
 			continue; /* the identity is ours to state */
+		if (s->req_close_here && http_slice_eq_nocase(hd->name, "connection"))
+			continue; /* hop-by-hop: ours to honour towards the client */
 		strbuf_put(&o, hd->name.p, hd->name.len);
 		strbuf_put(&o, ": ", 2);
 		r = resolve_header(cs, s->host, hd, &tmp, &n);
@@ -531,6 +548,7 @@ void hr_handle_request(struct hr_session *s, const struct http_head *h)
 	s->req_close = http_head_has_token(h, "connection", "close") ||
 		       (h->minor_version == 0 &&
 			!http_head_has_token(h, "connection", "keep-alive"));
+	s->req_close_here = s->keepable && h->minor_version == 1 && lone_connection_close(h);
 	if (!send_request_head(s, h, method, t.target, t.path))
 		goto out;
 	hr_consume(&s->side[CL], h->head_len);

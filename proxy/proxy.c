@@ -6,6 +6,7 @@
  */
 #include "proxy/proxy_int.h"
 #include "proxy/tls.h"
+#include "proxy/upool.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -62,6 +63,12 @@ static void maybe_finish_stop(struct proxy *px)
 void proxy_conn_freed(struct proxy *px)
 {
 	px->n_conns--;
+	maybe_finish_stop(px);
+}
+
+void proxy_handle_closed(struct proxy *px)
+{
+	px->open_handles--;
 	maybe_finish_stop(px);
 }
 
@@ -380,6 +387,7 @@ void proxy_set_policy(struct proxy *px, const struct policy *policy)
 {
 	px->policy = policy;
 	px->policy_gen++;
+	upool_drop_all(px); /* made under the old policy's decisions */
 	/* Re-judge every established tunnel now: the old policy is freed as
 	 * soon as we return, and no connection keeps a pointer into it. */
 	for (struct conn *c = px->conns; c != NULL;) {
@@ -414,6 +422,7 @@ void proxy_stop(struct proxy *px, void (*done)(void *arg), void *arg)
 		conn_abort(c);
 		c = next;
 	}
+	upool_drop_all(px);
 	if (px->capture != NULL) {
 		capture_stop(px->capture);
 		px->capture = NULL;

@@ -106,6 +106,12 @@ struct cred_store;
 					     * full handshake (OpenSSL's default is 2) */
 #define PROXY_TCP_KEEPALIVE_S 60u          /* TCP keepalive idle time on intercepted
 					     * tunnels (they have no idle timeout) */
+#define PROXY_UPSTREAM_KEEP_MAX 64u        /* idle upstream TLS connections kept for
+					     * the next intercepted tunnel to the same
+					     * host, port and address (upool.c) */
+#define PROXY_UPSTREAM_KEEP_PER_HOST 8u    /* ... of them for one host:port */
+#define PROXY_UPSTREAM_KEEP_IDLE_MS 4000u  /* ... each for at most this long (below
+					     * the 5 s keep-alive of common servers) */
 #define PROXY_TLS_DIR_DEFAULT "/etc/openshell-tls"
 #define PROXY_CA_CERT_FILE "openshell-ca.pem"
 #define PROXY_CA_BUNDLE_FILE "ca-bundle.pem"

@@ -13,6 +13,7 @@
 #include "proxy/splice.h"
 
 struct conn;
+struct upool_entry;
 
 struct proxy {
 	uv_loop_t *loop;
@@ -40,6 +41,8 @@ struct proxy {
 	struct capture *capture;        /* transparent capture + policy DNS, or NULL */
 	struct splice_pool spare_pipes; /* drained pipes for raw tunnels (splice.c) */
 	struct name_cache names;        /* recent resolutions (name_cache.c) */
+	struct upool_entry *kept;       /* idle upstream TLS connections (upool.c) */
+	size_t n_kept;
 	char tool_host[PROXY_MAX_HOST_BYTES + 1]; /* the tool route's reserved name */
 	struct proxy_tool_broker broker; /* kind NONE: tool calls get 503 */
 	char sandbox_id[128];
@@ -64,6 +67,8 @@ void conn_policy_changed(struct conn *c);
 
 /* proxy.c: called by conn.c after a connection is freed. */
 void proxy_conn_freed(struct proxy *px);
+/* proxy.c: one of the px->open_handles (upool.c's) has closed. */
+void proxy_handle_closed(struct proxy *px);
 
 /* What a transparently captured flow turned out to be (transparent.c). */
 enum conn_capture_kind { CONN_CAPTURE_TLS, CONN_CAPTURE_HTTP, CONN_CAPTURE_TCP };

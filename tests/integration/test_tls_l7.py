@@ -11,6 +11,7 @@ back for a denied method.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 
@@ -146,7 +147,9 @@ def test_upstream_tls_sessions_are_resumed_per_host(world):
     it, and the resumed connection still carries the request through L7 policy."""
     pol = world.policy_yaml([l7_ep(), l7_ep("other.allowed.test")])
     mark = world.http_mark()
-    script = "; ".join("curl -sS --max-time 20 -o /dev/null https://%s/resume-%d" % (h, i)
+    # HTTP/1.0: the server ends each connection, or the next tunnel would take the kept one
+    script = "; ".join("curl -sS --max-time 20 --no-alpn --http1.0 -o /dev/null "
+                       "https://%s/resume-%d" % (h, i)
                        for i, h in enumerate(["api.allowed.test", "api.allowed.test",
                                               "other.allowed.test", "api.allowed.test"]))
     r = world.run_sandbox(pol, sh("set -e; " + script), extra_args=up_ca(world))
@@ -167,8 +170,9 @@ def test_upstream_tls_sessions_resume_a_concurrent_burst(world):
     mark = world.http_mark()
 
     def burst(path):
-        return ("for i in $(seq %d); do (curl -sS --max-time 20 -o /dev/null "
-                "https://api.allowed.test%s-$i || echo CURL-FAILED) & done; wait" % (n, path))
+        return ("for i in $(seq %d); do (curl -sS --max-time 20 --no-alpn --http1.0 "
+                "-o /dev/null https://api.allowed.test%s-$i || echo CURL-FAILED) & done; "
+                "wait" % (n, path))
     # sleep: the proxy keeps a session when its tunnel ends, just after curl's exit
     script = burst("/delay/1000/burst1") + "; sleep 1; " + burst("/burst2")
     r = world.run_sandbox(pol, sh(script), extra_args=up_ca(world), timeout=90)
@@ -179,6 +183,54 @@ def test_upstream_tls_sessions_resume_a_concurrent_burst(world):
     second = [seen.get("/burst2-%d" % i) for i in range(1, n + 1)]
     assert first == [False] * n, first
     assert second == [True] * n, second
+
+
+def test_upstream_connection_is_kept_for_the_next_tunnel(world):
+    """A client that leaves between two exchanges leaves its upstream connection to the
+    next intercepted tunnel to the same host (no dial, no upstream handshake): the world
+    server sees the next curl's request on the same connection. A client's own
+    `Connection: close` ends only the client's connection; another host never gets the
+    kept one; a server that ends its connection (HTTP/1.0 here) leaves nothing."""
+    pol = world.policy_yaml([l7_ep(), l7_ep("other.allowed.test")])
+    mark = world.http_mark()
+    get = "curl -sS --max-time 20 -o /dev/null %s https://%s/keep-%d"
+    script = "; ".join([get % ("", "api.allowed.test", 1),
+                        get % ("-H 'Connection: close'", "api.allowed.test", 2),
+                        get % ("", "other.allowed.test", 3),
+                        get % ("--no-alpn --http1.0", "api.allowed.test", 4),
+                        get % ("", "api.allowed.test", 5)])
+    r = world.run_sandbox(pol, sh("set -e; " + script), extra_args=up_ca(world))
+    assert r.returncode == 0, str(r)
+    seen = {q["path"]: q for q in world.http_requests(mark) if q["path"].startswith("/keep-")}
+    assert sorted(seen) == ["/keep-%d" % i for i in range(1, 6)], seen
+    port = {i: seen["/keep-%d" % i]["peer_port"] for i in range(1, 6)}
+    assert port[2] == port[1], port           # kept and taken
+    assert port[3] != port[1], port           # another host: its own connection
+    assert port[4] == port[1], port           # kept again: the close was the client's
+    assert port[5] not in (port[1], port[3]), port  # the server ended it after /keep-4
+
+
+def test_kept_upstream_connection_is_dropped_on_policy_reload(world):
+    """A connection kept under one policy is never given to a tunnel decided under the
+    next one (its address was checked against the old policy's allowed_ips)."""
+    pol = world.policy_yaml([l7_ep()])
+    mark = world.http_mark()
+    get = "curl -sS --max-time 20 -o /dev/null https://api.allowed.test/reload-%d"
+    # after "ready" the test reloads a policy that still allows the host
+    script = "; ".join([get % 1, get % 2, "echo ready", "sleep 1.5", get % 3])
+    h = world.start_sandbox(pol, sh("set -e; " + script), extra_args=up_ca(world))
+    assert h.wait_for_stdout("ready", timeout=20), h.stderr()
+    (h.run_dir / "policy.yaml").write_text(world.policy_yaml([l7_ep(),
+                                                             l7_ep("other.allowed.test")]))
+    h.signal(signal.SIGHUP)
+    r = h.wait(timeout=30)
+    assert r.returncode == 0, str(r)
+    assert any(e.get("class_uid") == 5002 and "generation" in e for e in r.audit_lines), \
+        str(r)
+    seen = {q["path"]: q["peer_port"] for q in world.http_requests(mark)
+            if q["path"].startswith("/reload-")}
+    assert seen["/reload-2"] == seen["/reload-1"], seen
+    assert seen["/reload-3"] != seen["/reload-1"], seen
 
 
 # ---- L7 policy ------------------------------------------------------------------------

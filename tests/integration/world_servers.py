@@ -143,6 +143,7 @@ class WorldHandler(http.server.BaseHTTPRequestHandler):
         self.server.log.write({
             "name": name, "local_ip": local_ip, "port": port, "scheme": self.server.scheme,
             "method": self.command, "path": self.path, "host": host, "peer": peer,
+            "peer_port": self.client_address[1],
             "tls_resumed": getattr(self.connection, "session_reused", None),
         })
         status = 200
