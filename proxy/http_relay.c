@@ -381,6 +381,7 @@ static bool upstream_idle(struct hr_session *s)
 {
 	struct hside *u = &s->side[UP];
 	return s->keepable && s->tls && u->ssl != NULL && u->hs_done && s->mode == M_HTTP &&
+	       SSL_is_init_finished(u->ssl) && SSL_get_shutdown(u->ssl) == 0 &&
 	       (s->rq == RQ_HEAD || s->rq == RQ_WAIT) && s->rs == RS_IDLE && !s->rs_close &&
 	       (!s->req_close || s->req_close_here) &&
 	       !u->eof && !u->tcp_eof && !u->wr_shut && u->ifill == 0 &&
@@ -418,6 +419,15 @@ static bool step_request_head(struct hr_session *s)
 	struct hside *c = &s->side[CL];
 	if (s->rs != RS_IDLE)
 		return false;
+	/* Whatever the server sent before this request (its TLS records
+	 * decrypted first) would be taken for the response to it. */
+	(void)fill(s, &s->side[UP]);
+	if (s->closing)
+		return false;
+	if (s->side[UP].ifill > 0) {
+		hr_fail(s, "upstream sent data without a request");
+		return false;
+	}
 	if (c->ifill == 0) {
 		if (c->eof) {
 			keep_upstream(s);
@@ -996,7 +1006,7 @@ struct hr_session *hr_start(const struct hr_params *p)
 		snprintf(s->src_ip, sizeof(s->src_ip), "%s", p->src_ip);
 	s->src_port = p->src_port;
 	if (p->rule_name != NULL && (s->rule_name = strdup(p->rule_name)) == NULL) {
-		free(s);
+		hr_free(s); /* frees the upstream SSL too */
 		return NULL;
 	}
 	s->tool = p->tool;
@@ -1007,8 +1017,7 @@ struct hr_session *hr_start(const struct hr_params *p)
 		s->keepable = true;
 	}
 	if (p->tool_identity != NULL && (s->tool_identity = strdup(p->tool_identity)) == NULL) {
-		free(s->rule_name);
-		free(s);
+		hr_free(s);
 		return NULL;
 	}
 	if (!init_side(s, &s->side[CL], (uv_stream_t *)p->client) || !init_side(s, &s->side[UP], p->upstream) ||

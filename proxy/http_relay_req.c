@@ -548,7 +548,8 @@ void hr_handle_request(struct hr_session *s, const struct http_head *h)
 	s->req_close = http_head_has_token(h, "connection", "close") ||
 		       (h->minor_version == 0 &&
 			!http_head_has_token(h, "connection", "keep-alive"));
-	s->req_close_here = s->keepable && h->minor_version == 1 && lone_connection_close(h);
+	s->req_close_here = s->keepable && s->tls && h->minor_version == 1 &&
+			    lone_connection_close(h);
 	if (!send_request_head(s, h, method, t.target, t.path))
 		goto out;
 	hr_consume(&s->side[CL], h->head_len);

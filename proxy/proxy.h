@@ -110,8 +110,10 @@ struct cred_store;
 					     * the next intercepted tunnel to the same
 					     * host, port and address (upool.c) */
 #define PROXY_UPSTREAM_KEEP_PER_HOST 8u    /* ... of them for one host:port */
-#define PROXY_UPSTREAM_KEEP_IDLE_MS 4000u  /* ... each for at most this long (below
-					     * the 5 s keep-alive of common servers) */
+#define PROXY_UPSTREAM_KEEP_IDLE_MS 2000u  /* ... each for at most this long: a tunnel
+					     * that takes one has 3 s for its first
+					     * request before the 5 s keep-alive of
+					     * common servers ends it */
 #define PROXY_TLS_DIR_DEFAULT "/etc/openshell-tls"
 #define PROXY_CA_CERT_FILE "openshell-ca.pem"
 #define PROXY_CA_BUNDLE_FILE "ca-bundle.pem"

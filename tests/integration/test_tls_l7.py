@@ -210,6 +210,22 @@ def test_upstream_connection_is_kept_for_the_next_tunnel(world):
     assert port[5] not in (port[1], port[3]), port  # the server ended it after /keep-4
 
 
+def test_kept_upstream_connection_is_dropped_when_the_server_speaks(world):
+    """A server that sends anything between exchanges (here an unasked second response)
+    never has its connection given to the next tunnel: that tunnel gets its own
+    connection and the real response, never the stray one."""
+    pol = world.policy_yaml([l7_ep()])
+    mark = world.http_mark()
+    script = ("curl -sS --max-time 20 https://api.allowed.test/trailing-response; "
+              "sleep 0.5; curl -sS --max-time 20 https://api.allowed.test/after")
+    r = world.run_sandbox(pol, sh("set -e; " + script), extra_args=up_ca(world))
+    assert r.returncode == 0, str(r)
+    assert r.stdout.startswith("first\nhello from api.allowed.test\n"), str(r)
+    assert "smuggled" not in r.stdout, str(r)
+    port = {q["path"]: q["peer_port"] for q in world.http_requests(mark)}
+    assert port["/after"] != port["/trailing-response"], port
+
+
 def test_kept_upstream_connection_is_dropped_on_policy_reload(world):
     """A connection kept under one policy is never given to a tunnel decided under the
     next one (its address was checked against the old policy's allowed_ips)."""
@@ -217,7 +233,7 @@ def test_kept_upstream_connection_is_dropped_on_policy_reload(world):
     mark = world.http_mark()
     get = "curl -sS --max-time 20 -o /dev/null https://api.allowed.test/reload-%d"
     # after "ready" the test reloads a policy that still allows the host
-    script = "; ".join([get % 1, get % 2, "echo ready", "sleep 1.5", get % 3])
+    script = "; ".join([get % 1, get % 2, "echo ready", "sleep 0.6", get % 3])
     h = world.start_sandbox(pol, sh("set -e; " + script), extra_args=up_ca(world))
     assert h.wait_for_stdout("ready", timeout=20), h.stderr()
     (h.run_dir / "policy.yaml").write_text(world.policy_yaml([l7_ep(),

@@ -128,6 +128,8 @@ class WorldHandler(http.server.BaseHTTPRequestHandler):
             return self._until_eof(route)
         if route == "/sha256":
             return self._sha256()
+        if route == "/trailing-response":
+            return self._trailing_response()
         if route.startswith("/repo.git/") and self.server.git_root:
             return self._git()
         if route.startswith("/delay/"):
@@ -172,6 +174,20 @@ class WorldHandler(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def _trailing_response(self):
+        """A complete response, then, 200 ms later and unasked, a second one on the same
+        connection: what a desynchronised or hostile server sends."""
+        self._log_request()
+        body = b"first\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+        time.sleep(0.2)
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nsmuggled\n")
+        self.wfile.flush()
+
     # ---- TLS interception test paths -------------------------------------------------
     def _log_request(self):
         local_ip = plain_ip(self.connection.getsockname()[0])
@@ -179,7 +195,7 @@ class WorldHandler(http.server.BaseHTTPRequestHandler):
             "name": self.server.server_name(local_ip), "local_ip": local_ip,
             "port": self.connection.getsockname()[1], "scheme": self.server.scheme,
             "method": self.command, "path": self.path, "host": self.headers.get("Host", ""),
-            "peer": plain_ip(self.client_address[0]),
+            "peer": plain_ip(self.client_address[0]), "peer_port": self.client_address[1],
         })
 
     def _bytes(self, route):
