@@ -93,7 +93,6 @@ struct conn {
 	long caller_pid;
 	struct hr_session *hr;       /* the relay session, once started */
 	SSL *kept_ssl;               /* upstream taken from upool.c, until the relay */
-	bool upstream_kept;          /* ... (for the log) */
 	char *canon_target;          /* forward + L7: canonical path?query sent upstream */
 	struct proxy_target target;  /* target.path points into head[] (until the relay) */
 	char hostport[TARGET_MAX_HOST + 16];
@@ -637,6 +636,14 @@ static void close_from_relay(void *owner)
 	conn_close(owner);
 }
 
+/* An intercepted tunnel's own upstream TLS connection (not a chained
+ * upstream proxy's, not the tool broker's) may come from upool.c and go
+ * back there. */
+static bool upstream_keepable(const struct conn *c)
+{
+	return c->intercept && !c->via_upstream && !c->tool;
+}
+
 /* An intercepted tunnel: the 200 is queued, then http_relay.c drives it. */
 static void start_intercept(struct conn *c)
 {
@@ -674,8 +681,7 @@ static void start_intercept(struct conn *c)
 		.tool = c->tool,
 		.tool_identity = c->tool_identity,
 		.upstream_ssl = c->kept_ssl,
-		.keep_peer = c->intercept && !c->via_upstream && !c->tool && c->addrs != NULL &&
-				     c->next_addr < c->n_addrs
+		.keep_peer = upstream_keepable(c) && c->addrs != NULL && c->next_addr < c->n_addrs
 			     ? (const struct sockaddr *)&c->addrs[c->next_addr]
 			     : NULL,
 	};
@@ -1066,7 +1072,7 @@ static void dial_complete(struct conn *c)
 	px_log(c->px, PROXY_LOG_INFO, "proxy: %s %s connected via %s%s%s%s", c->method,
 	       c->hostport, ip, c->via_upstream ? " through upstream proxy " : "",
 	       c->via_upstream ? proxy_upstream_name(c->px->upstream) : "",
-	       c->upstream_kept ? " (a kept connection)" : "");
+	       c->kept_ssl != NULL ? " (a kept connection)" : "");
 	if (c->policy_gen != c->px->policy_gen) {
 		/* Decided under a policy replaced while resolving or dialing. */
 		char why[512];
@@ -1102,7 +1108,7 @@ static void dial_broker_unix(struct conn *c)
  * when it was taken (or failed and the upstream is closing for a dial). */
 static bool take_kept_upstream(struct conn *c, const struct sockaddr *sa)
 {
-	if (!c->intercept || c->via_upstream || c->tool)
+	if (!upstream_keepable(c))
 		return false;
 	SSL *ssl = NULL;
 	int fd = upool_take(c->px, c->target.host, c->target.port, sa, c->policy_gen, &ssl);
@@ -1124,7 +1130,6 @@ static bool take_kept_upstream(struct conn *c, const struct sockaddr *sa)
 		return true;
 	}
 	c->kept_ssl = ssl;
-	c->upstream_kept = true;
 	uv_timer_stop(&c->timer);
 	dial_complete(c);
 	return true;

@@ -222,9 +222,6 @@ static bool has_placeholder(const struct http_head *h, const char *target)
 	return false;
 }
 
-/* Build and send the upstream head: request line with the canonical
- * target (placeholders resolved), the client's headers (placeholders
- * resolved) unchanged otherwise. False: refused or failed (handled). */
 /* The request's only Connection line says just `close`: it is about the
  * client's connection; the upstream one need not end with it. */
 static bool lone_connection_close(const struct http_head *h)
@@ -240,6 +237,9 @@ static bool lone_connection_close(const struct http_head *h)
 	return found != NULL && http_slice_eq_nocase(found->value, "close");
 }
 
+/* Build and send the upstream head: request line with the canonical
+ * target (placeholders resolved), the client's headers (placeholders
+ * resolved) unchanged otherwise. False: refused or failed (handled). */
 static bool send_request_head(struct hr_session *s, const struct http_head *h,
 			      const char *method, const char *target, const char *log_path)
 {

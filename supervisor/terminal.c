@@ -119,9 +119,7 @@ void sup_terminal_workload_stopped(struct sup_ctx *ctx, int sig)
 		/* Continued. After `fg` the terminal is ours: the workload's group
 		 * gets it, as at its start; after `bg` it goes on in the background
 		 * (and stops the job again if it reads the terminal). */
-		if (sup_terminal_is_foreground() &&
-		    sup_terminal_set_foreground(ctx->workload_pid) == 0)
-			ctx->terminal_lent = true;
+		(void)terminal_for_workload(ctx);
 	} else if (sig != SIGTSTP && !terminal_for_workload(ctx)) {
 		sup_log(ctx, LOG_WARN, "workload stopped by %s while another process group holds "
 			"the terminal; it stays stopped", strsignal(sig));
